@@ -1,0 +1,195 @@
+"""The artifact store contract.
+
+Every service keeps images and artifacts in one object store. Two implementations share this
+interface: :class:`~failurelens.store.s3.S3Store` (MinIO/S3 through the ``minio`` SDK) and
+:class:`~failurelens.store.local.LocalStore` (a directory, the embedded default).
+
+Rules every implementation keeps:
+
+* keys are relative, ``/``-separated, validated by :func:`validate_key` (no ``..``, no absolute
+  keys, no empty segments, no control characters);
+* a write is atomic: readers see either the old object, nothing, or the whole new object;
+* large objects stream (``put_stream`` / ``open``) without being held in memory whole;
+* arrays are stored as ``.npy`` (never pickled), tables as Parquet, tensors as safetensors.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import io
+import json
+import re
+from typing import IO, Any, BinaryIO, Iterator, Mapping
+
+import numpy as np
+
+MAX_KEY_LENGTH = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class StoreError(Exception):
+    """Base class of store errors."""
+
+
+class InvalidKeyError(StoreError, ValueError):
+    """The key or URI is not acceptable (``..``, absolute, wrong bucket, ...)."""
+
+
+class ObjectNotFoundError(StoreError, KeyError):
+    """No object under that key."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else "object not found"
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str = ""
+    content_type: str = ""
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise :class:`InvalidKeyError`."""
+    if not isinstance(key, str) or not key:
+        raise InvalidKeyError("object key must be a non-empty string")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(f"object key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
+    if key.startswith("/"):
+        raise InvalidKeyError(f"object key {key!r} is absolute; use a relative key such as 'datasets/x/a.png'")
+    if "\\" in key:
+        raise InvalidKeyError(f"object key {key!r} contains a backslash; use '/' as separator")
+    if _CONTROL.search(key):
+        raise InvalidKeyError(f"object key {key!r} contains control characters")
+    parts = key.split("/")
+    for part in parts:
+        if part in ("..", "."):
+            raise InvalidKeyError(f"object key {key!r} contains a '{part}' segment; keys may not leave their prefix")
+        if part == "" and part is not parts[-1]:
+            raise InvalidKeyError(f"object key {key!r} has an empty segment ('//')")
+    if key.endswith("/"):
+        raise InvalidKeyError(f"object key {key!r} ends with '/'; name an object, not a folder")
+    return key
+
+
+def validate_prefix(prefix: str) -> str:
+    """Like :func:`validate_key` but allows ``''`` and a trailing ``/``."""
+    if prefix == "":
+        return prefix
+    validate_key(prefix.rstrip("/") or "x")
+    return prefix
+
+
+class ArtifactStore(abc.ABC):
+    """Object storage used by every service. Implementations are thread-safe."""
+
+    #: URI scheme of this store's URIs (``s3`` or ``file``).
+    scheme: str
+
+    # --- addressing -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def uri(self, key: str) -> str:
+        """The URI naming ``key`` in this store (``s3://bucket/key`` or ``file:///root/key``)."""
+
+    @abc.abstractmethod
+    def key_from_uri(self, uri: str) -> str:
+        """Inverse of :meth:`uri`; raises :class:`InvalidKeyError` for a URI of another store."""
+
+    # --- bytes ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Write ``data`` atomically under ``key`` (replacing any object there)."""
+
+    @abc.abstractmethod
+    def put_stream(
+        self, key: str, stream: BinaryIO, length: int = -1, content_type: str = "application/octet-stream"
+    ) -> ObjectInfo:
+        """Write a stream of unknown (``-1``) or known length atomically, without buffering it whole."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> IO[bytes]:
+        """A readable binary stream of the object; the caller closes it."""
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.open(key) as f:
+            return f.read()
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and etag of an object; :class:`ObjectNotFoundError` if absent."""
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+            return True
+        except ObjectNotFoundError:
+            return False
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "", recursive: bool = True) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, sorted by key."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove one object; absent objects are not an error."""
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under ``prefix`` (which must end with '/'); returns the count."""
+        if not prefix.endswith("/"):
+            raise InvalidKeyError(f"prefix {prefix!r} must end with '/' so that it names a folder")
+        n = 0
+        for info in list(self.list(prefix)):
+            self.delete(info.key)
+            n += 1
+        return n
+
+    # --- typed helpers (never pickle) -------------------------------------------------------
+    def put_npy(self, key: str, array: np.ndarray) -> ObjectInfo:
+        array = np.asarray(array)
+        if array.dtype == object:
+            raise StoreError("object arrays cannot be stored without pickle; convert to a numeric or string dtype")
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        return self.put_bytes(key, buf.getvalue(), "application/x-npy")
+
+    def get_npy(self, key: str, mmap: bool = False) -> np.ndarray:
+        """Load a ``.npy`` object. Pickled payloads are refused."""
+        with self.open(key) as f:
+            data = f.read()
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
+    def put_json(self, key: str, obj: Any) -> ObjectInfo:
+        return self.put_bytes(key, json.dumps(obj, indent=2, sort_keys=True).encode(), "application/json")
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+    def put_parquet(self, key: str, table: Any) -> ObjectInfo:
+        """Store a ``pyarrow.Table`` or ``pandas.DataFrame`` as Parquet."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not isinstance(table, pa.Table):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        return self.put_bytes(key, buf.getvalue(), "application/vnd.apache.parquet")
+
+    def get_parquet(self, key: str) -> Any:
+        """Load a Parquet object as a ``pyarrow.Table``."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(io.BytesIO(self.get_bytes(key)))
+
+    def put_safetensors(self, key: str, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        from safetensors.numpy import save
+
+        data = save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=dict(metadata or {}))
+        return self.put_bytes(key, data, "application/octet-stream")
+
+    def get_safetensors(self, key: str) -> dict[str, np.ndarray]:
+        from safetensors.numpy import load
+
+        return load(self.get_bytes(key))
