@@ -1,0 +1,101 @@
+from failurelens.v1 import common_pb2 as _common_pb2
+from failurelens.v1 import registry_pb2 as _registry_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PromptStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROMPT_STRATEGY_UNSPECIFIED: _ClassVar[PromptStrategy]
+    PROMPT_STRATEGY_EXPLICIT: _ClassVar[PromptStrategy]
+    PROMPT_STRATEGY_FAILURE_BACKGROUNDS: _ClassVar[PromptStrategy]
+    PROMPT_STRATEGY_RANDOM: _ClassVar[PromptStrategy]
+PROMPT_STRATEGY_UNSPECIFIED: PromptStrategy
+PROMPT_STRATEGY_EXPLICIT: PromptStrategy
+PROMPT_STRATEGY_FAILURE_BACKGROUNDS: PromptStrategy
+PROMPT_STRATEGY_RANDOM: PromptStrategy
+
+class Prompt(_message.Message):
+    __slots__ = ("label", "class_name", "background", "text", "count")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    label: int
+    class_name: str
+    background: str
+    text: str
+    count: int
+    def __init__(self, label: _Optional[int] = ..., class_name: _Optional[str] = ..., background: _Optional[str] = ..., text: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("generator", "strategy", "prompts", "assignment_uri", "top_k_backgrounds", "images_per_prompt", "seed", "base_dataset_id", "output_dataset_name", "split", "overwrite")
+    GENERATOR_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_URI_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_BACKGROUNDS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_PER_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    BASE_DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_DATASET_NAME_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    generator: str
+    strategy: PromptStrategy
+    prompts: _containers.RepeatedCompositeFieldContainer[Prompt]
+    assignment_uri: str
+    top_k_backgrounds: int
+    images_per_prompt: int
+    seed: int
+    base_dataset_id: str
+    output_dataset_name: str
+    split: str
+    overwrite: bool
+    def __init__(self, generator: _Optional[str] = ..., strategy: _Optional[_Union[PromptStrategy, str]] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., assignment_uri: _Optional[str] = ..., top_k_backgrounds: _Optional[int] = ..., images_per_prompt: _Optional[int] = ..., seed: _Optional[int] = ..., base_dataset_id: _Optional[str] = ..., output_dataset_name: _Optional[str] = ..., split: _Optional[str] = ..., overwrite: _Optional[bool] = ...) -> None: ...
+
+class GenerateResult(_message.Message):
+    __slots__ = ("dataset", "prompts", "num_images")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    NUM_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    dataset: _registry_pb2.Dataset
+    prompts: _common_pb2.ArtifactRef
+    num_images: int
+    def __init__(self, dataset: _Optional[_Union[_registry_pb2.Dataset, _Mapping]] = ..., prompts: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., num_images: _Optional[int] = ...) -> None: ...
+
+class GenerateUpdate(_message.Message):
+    __slots__ = ("progress", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: _common_pb2.Progress
+    result: GenerateResult
+    def __init__(self, progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[GenerateResult, _Mapping]] = ...) -> None: ...
+
+class ListGeneratorsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GeneratorInfo(_message.Message):
+    __slots__ = ("name", "description", "width", "height")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    width: int
+    height: int
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class ListGeneratorsResponse(_message.Message):
+    __slots__ = ("generators",)
+    GENERATORS_FIELD_NUMBER: _ClassVar[int]
+    generators: _containers.RepeatedCompositeFieldContainer[GeneratorInfo]
+    def __init__(self, generators: _Optional[_Iterable[_Union[GeneratorInfo, _Mapping]]] = ...) -> None: ...
