@@ -141,18 +141,22 @@ class RowErrors(_message.Message):
     def __init__(self, rows: _Optional[_Iterable[_Union[RowError, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class Preprocessing(_message.Message):
-    __slots__ = ("input_height", "input_width", "mean", "std", "resize")
+    __slots__ = ("input_height", "input_width", "mean", "std", "resize", "crop_pct", "interpolation")
     INPUT_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     INPUT_WIDTH_FIELD_NUMBER: _ClassVar[int]
     MEAN_FIELD_NUMBER: _ClassVar[int]
     STD_FIELD_NUMBER: _ClassVar[int]
     RESIZE_FIELD_NUMBER: _ClassVar[int]
+    CROP_PCT_FIELD_NUMBER: _ClassVar[int]
+    INTERPOLATION_FIELD_NUMBER: _ClassVar[int]
     input_height: int
     input_width: int
     mean: _containers.RepeatedScalarFieldContainer[float]
     std: _containers.RepeatedScalarFieldContainer[float]
     resize: ResizeMode
-    def __init__(self, input_height: _Optional[int] = ..., input_width: _Optional[int] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., resize: _Optional[_Union[ResizeMode, str]] = ...) -> None: ...
+    crop_pct: float
+    interpolation: str
+    def __init__(self, input_height: _Optional[int] = ..., input_width: _Optional[int] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., resize: _Optional[_Union[ResizeMode, str]] = ..., crop_pct: _Optional[float] = ..., interpolation: _Optional[str] = ...) -> None: ...
 
 class StringList(_message.Message):
     __slots__ = ("values",)

@@ -1,0 +1,172 @@
+"""Python client of the failurelens services, for MLOps pipelines.
+
+    from failurelens.clients import FailureLensClient
+    fl = FailureLensClient.from_stack(".state")            # or FailureLensClient({"registry": "host:port", ...})
+    ds = fl.register_dataset(name="pets", manifest_uri="s3://bucket/pets/manifest.csv", class_names=[...])
+    emb = fl.embed(dataset_id="pets", model_id="resnet", on_progress=print)
+
+The raw generated stubs are there too (``fl.registry``, ``fl.embedding``, ...); every call carries
+the bearer token and a default deadline. Streaming jobs are consumed by :meth:`run_job`, which
+passes each Progress to a callback and returns the final result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from failurelens.v1 import (
+    captioning_pb2_grpc, common_pb2, embedding_pb2, embedding_pb2_grpc, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc,
+    pipeline_pb2_grpc, registry_pb2, registry_pb2_grpc, retraining_pb2_grpc, slice_discovery_pb2_grpc,
+)
+
+STUBS = {
+    "registry": registry_pb2_grpc.RegistryStub,
+    "embedding": embedding_pb2_grpc.EmbeddingStub,
+    "slice_discovery": slice_discovery_pb2_grpc.SliceDiscoveryStub,
+    "captioning": captioning_pb2_grpc.CaptioningStub,
+    "generation": generation_pb2_grpc.GenerationStub,
+    "retraining": retraining_pb2_grpc.RetrainingStub,
+    "pipeline": pipeline_pb2_grpc.PipelineStub,
+}
+ProgressCallback = Callable[[common_pb2.Progress], None]
+
+
+class _CallDefaults(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds the bearer token and a default deadline to every call."""
+
+    def __init__(self, token: str | None, timeout: float | None) -> None:
+        self._md = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout = timeout
+
+    def _details(self, d: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        md = tuple(d.metadata or ()) + self._md
+        timeout = d.timeout if d.timeout is not None else self._timeout
+        return _Details(d.method, timeout, md, d.credentials, getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001, ANN201
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):  # noqa: ANN001, ANN201
+        return continuation(self._details(client_call_details), request)
+
+
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # noqa: ANN001
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
+
+
+class FailureLensError(RuntimeError):
+    """A failed call, with the status code and the server's rich error details."""
+
+    def __init__(self, err: grpc.RpcError) -> None:
+        self.code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+        self.details_text = err.details() if hasattr(err, "details") else str(err)
+        self.rich = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
+        super().__init__(describe_error(err))
+
+
+def describe_error(err: grpc.RpcError) -> str:
+    """One readable text for a failed call: code, message, and the error details."""
+    from failurelens.runtime.errors import unpack_details
+
+    code = err.code().name if hasattr(err, "code") else "UNKNOWN"
+    lines = [f"{code}: {err.details() if hasattr(err, 'details') else err}"]
+    status = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
+    if status is not None:
+        for d in unpack_details(status):
+            name = type(d).__name__
+            if name == "BadRequest":
+                lines += [f"  - {v.field}: {v.description}" for v in d.field_violations[:20]]
+            elif name == "RowErrors":
+                lines.append(f"  {d.total} bad row(s)")
+            elif name == "PreconditionFailure":
+                lines += [f"  - {v.subject}: {v.description}" for v in d.violations]
+    return "\n".join(lines)
+
+
+class FailureLensClient:
+    def __init__(self, addresses: Mapping[str, str], token: str | None = None, timeout: float | None = 600.0,
+                 max_message_bytes: int = 16 * 1024 * 1024) -> None:
+        self.addresses = dict(addresses)
+        self.token = token if token is not None else os.environ.get("FAILURELENS_AUTH_TOKEN") or None
+        self._channels: dict[str, grpc.Channel] = {}
+        opts = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        defaults = _CallDefaults(self.token, timeout)
+        for name, addr in self.addresses.items():
+            self._channels[name] = grpc.intercept_channel(grpc.insecure_channel(addr, options=opts), defaults)
+        for name, stub in STUBS.items():
+            if name in self._channels:
+                setattr(self, name, stub(self._channels[name]))
+        self.store_uri: str = ""
+
+    @classmethod
+    def from_stack(cls, state_dir: str | os.PathLike[str] = ".state", **kw: Any) -> "FailureLensClient":
+        path = Path(state_dir) / "stack.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no running stack recorded in {path}; start one with `failurelens up`")
+        rec = json.loads(path.read_text())
+        client = cls({n: s["address"] for n, s in rec["services"].items()}, **kw)
+        client.store_uri = rec.get("store", "")
+        return client
+
+    def close(self) -> None:
+        for ch in self._channels.values():
+            ch.close()
+
+    def __enter__(self) -> "FailureLensClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- generic helpers ------------------------------------------------------------------
+    def health(self, service: str, timeout: float = 3.0) -> str:
+        resp = health_pb2_grpc.HealthStub(self._channels[service]).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+    def jobs(self, service: str) -> jobs_pb2_grpc.JobsStub:
+        return jobs_pb2_grpc.JobsStub(self._channels[service])
+
+    @staticmethod
+    def run_job(updates: Iterable[Any], result_field: str, on_progress: ProgressCallback | None = None) -> Any:
+        """Consume a job's update stream; return its result message."""
+        try:
+            for u in updates:
+                if u.HasField("progress"):
+                    if on_progress is not None:
+                        on_progress(u.progress)
+                elif u.HasField(result_field):
+                    return getattr(u, result_field)
+        except grpc.RpcError as err:
+            raise FailureLensError(err) from None
+        raise FailureLensError.__new__(FailureLensError)  # pragma: no cover - stream ended without result
+
+    @staticmethod
+    def call(fn: Callable[..., Any], request: Any, **kw: Any) -> Any:
+        try:
+            return fn(request, **kw)
+        except grpc.RpcError as err:
+            raise FailureLensError(err) from None
+
+    # --- workflows ------------------------------------------------------------------------
+    def register_dataset(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> registry_pb2.Dataset:
+        req = registry_pb2.RegisterDatasetRequest(**fields)
+        return self.run_job(self.registry.RegisterDataset(req, timeout=timeout), "dataset", on_progress)
+
+    def register_model(self, timeout: float | None = None, **fields: Any) -> registry_pb2.Model:
+        return self.call(self.registry.RegisterModel, registry_pb2.RegisterModelRequest(**fields), timeout=timeout)
+
+    def embed(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> embedding_pb2.EmbeddingSet:
+        req = embedding_pb2.EmbedRequest(**fields)
+        return self.run_job(self.embedding.Embed(req, timeout=timeout), "result", on_progress)
+
+    def embed_texts(self, model_id: str, texts: list[str], name: str = "") -> embedding_pb2.EmbedTextsResponse:
+        return self.call(self.embedding.EmbedTexts, embedding_pb2.EmbedTextsRequest(model_id=model_id, texts=texts, name=name))

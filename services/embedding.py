@@ -1,0 +1,243 @@
+"""Embedding service: runs registered models over registered datasets through Triton.
+
+Images are read from the store and decoded by a small thread pool while Triton runs the previous
+batch; outputs are written to temporary ``.npy`` memmaps (so ImageNet-sized feature matrices
+never sit in memory) and streamed into the store, aligned with the manifest rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import numpy as np
+import pandas as pd
+
+from failurelens import catalog as cat
+from failurelens.convert import preprocessing_from_proto
+from failurelens.data import images as img
+from failurelens.data.errors import ImageDecodeError, ValidationError, Violation
+from failurelens.data.tokenizer import ClipTokenizer
+from failurelens.runtime import Binding, JobContext, ServiceContext, errors, main
+from failurelens.store import open_store
+from failurelens.store.base import ArtifactStore, ObjectNotFoundError
+from failurelens.triton.client import TritonClient
+from failurelens.v1 import common_pb2, embedding_pb2, embedding_pb2_grpc, registry_pb2
+
+log = logging.getLogger(__name__)
+MAX_TEXTS = 100_000
+
+
+def _outputs_for(model: registry_pb2.Model, include_feature_map: bool) -> dict[str, str]:
+    """Triton output name -> artifact name."""
+    if model.kind == registry_pb2.MODEL_KIND_CLASSIFIER:
+        return {"logits": "logits", "features": "features"}
+    if model.kind == registry_pb2.MODEL_KIND_FEATURE_EXTRACTOR:
+        out = {"features": "features"}
+        if include_feature_map:
+            if not model.has_feature_map:
+                raise errors.FailedPrecondition.violation("MODEL", model.model_id, f"model {model.model_id!r} has no feature_map output; embed without include_feature_map")
+            out["feature_map"] = "feature_map"
+        return out
+    return {"embeddings": "image_embeddings"}
+
+
+class _NpyWriter:
+    """Rows appended to a temporary .npy memmap, then compacted (skipped rows out) and uploaded."""
+
+    def __init__(self, tmpdir: str, name: str, n: int, row_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path = os.path.join(tmpdir, name + ".npy")
+        self.arr = np.lib.format.open_memmap(self.path, mode="w+", dtype=dtype, shape=(n, *row_shape))
+
+    def write(self, pos: np.ndarray, values: np.ndarray) -> None:
+        self.arr[pos] = values
+
+    def upload(self, store: ArtifactStore, key: str, keep: np.ndarray) -> common_pb2.ArtifactRef:
+        if not keep.all():
+            compact_path = self.path + ".compact.npy"
+            out = np.lib.format.open_memmap(compact_path, mode="w+", dtype=self.arr.dtype, shape=(int(keep.sum()), *self.arr.shape[1:]))
+            idx = np.flatnonzero(keep)
+            for s in range(0, len(idx), 4096):
+                out[s:s + 4096] = self.arr[idx[s:s + 4096]]
+            out.flush()
+            shape, dtype = out.shape, out.dtype
+            del out
+            path = compact_path
+        else:
+            self.arr.flush()
+            shape, dtype, path = self.arr.shape, self.arr.dtype, self.path
+        with open(path, "rb") as f:
+            info = store.put_stream(key, f, os.path.getsize(path), "application/x-npy")
+        return cat.artifact(store, info, "application/x-npy", tuple(shape), str(dtype))
+
+
+class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
+    def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, triton: TritonClient | None = None) -> None:
+        self.ctx = ctx
+        self.store = store or open_store(ctx.config.store or None)
+        self.catalog = cat.Catalog(self.store)
+        self.triton = triton or TritonClient(ctx.config.triton_url)
+        self._tokenizers: dict[int, ClipTokenizer] = {}
+
+    async def Embed(self, request: embedding_pb2.EmbedRequest, context: grpc.aio.ServicerContext):
+        if request.batch_size < 0 or request.batch_size > 1024:
+            raise errors.InvalidArgument.field("batch_size", f"batch_size {request.batch_size} must be between 1 and 1024 (0 = default 32)")
+        dataset = self.catalog.dataset(request.dataset_id)
+        model = self.catalog.model(request.model_id)
+        embedding_id = request.embedding_id or "--".join([request.dataset_id, request.model_id] + sorted(request.splits))
+        cat.validate_id("embedding set", embedding_id, "embedding_id")
+        if self.catalog.exists("embedding set", embedding_id) and not request.overwrite:
+            raise errors.AlreadyExists.resource("embedding set", embedding_id)
+        async for update in self.ctx.jobs.stream(
+            context, "Embed", lambda job: self._embed(request, dataset, model, embedding_id, job),
+            lambda p: embedding_pb2.EmbedUpdate(progress=p), lambda r: embedding_pb2.EmbedUpdate(result=r), lambda r: r.embedding_id,
+        ):
+            yield update
+
+    def _embed(self, request: embedding_pb2.EmbedRequest, dataset: registry_pb2.Dataset, model: registry_pb2.Model, embedding_id: str, job: JobContext) -> embedding_pb2.EmbeddingSet:
+        store = self.store
+        df = self.catalog.load_manifest(dataset)
+        rows = np.arange(len(df), dtype=np.int64)
+        if request.splits:
+            unknown = sorted(set(request.splits) - set(dataset.split_counts))
+            if unknown:
+                raise errors.InvalidArgument.field("splits", f"dataset {dataset.dataset_id!r} has no split(s) {unknown}; it has {sorted(dataset.split_counts)}")
+            rows = rows[df["split"].isin(list(request.splits)).to_numpy()]
+        if model.kind == registry_pb2.MODEL_KIND_CLASSIFIER and model.num_classes != len(dataset.class_names):
+            raise errors.FailedPrecondition.violation("MODEL", model.model_id, f"model {model.model_id!r} has {model.num_classes} classes but dataset {dataset.dataset_id!r} has {len(dataset.class_names)}")
+        pp = preprocessing_from_proto(model.preprocessing, None)
+        outputs = _outputs_for(model, request.include_feature_map)
+        triton_model = model.triton_models[0]
+        meta = self.triton.model_metadata(triton_model)
+        input_name = meta["inputs"][0]["name"]
+        out_shapes = {o["name"]: tuple(int(d) for d in o["shape"][1:]) for o in meta["outputs"]}
+        policy = request.corrupt_image_policy or common_pb2.CORRUPT_IMAGE_POLICY_SKIP_AND_REPORT
+        bs = request.batch_size or 32
+        uris = df["uri"].to_numpy()
+        n = len(rows)
+        keep = np.ones(n, dtype=bool)
+        skipped: list[tuple[int, str, str]] = []
+
+        def load(start: int) -> tuple[np.ndarray, list[int], list[tuple[int, str, str]]]:
+            batch, ok, bad = [], [], []
+            for i in range(start, min(n, start + bs)):
+                row = int(rows[i])
+                try:
+                    batch.append(img.read_image(store, store.key_from_uri(uris[row])))
+                    ok.append(i)
+                except ImageDecodeError as exc:
+                    bad.append((row, str(uris[row]), exc.reason))
+                except ObjectNotFoundError:
+                    bad.append((row, str(uris[row]), "image no longer in the store"))
+            return (img.preprocess(batch, pp) if batch else np.zeros((0,)), ok, bad)
+
+        t0 = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="fl-embed-") as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+            writers: dict[str, _NpyWriter] = {}
+            for tname, aname in outputs.items():
+                if tname not in out_shapes:
+                    raise errors.FailedPrecondition.violation("MODEL", model.model_id, f"Triton model {triton_model!r} has no output {tname!r}")
+                writers[tname] = _NpyWriter(tmp, aname, n, out_shapes[tname], np.dtype(np.float32))
+            starts = list(range(0, n, bs))
+            pending: Future[Any] | None = pool.submit(load, starts[0]) if starts else None
+            for bi, start in enumerate(starts):
+                job.check()
+                assert pending is not None
+                x, ok, bad = pending.result()
+                pending = pool.submit(load, starts[bi + 1]) if bi + 1 < len(starts) else None
+                if bad:
+                    if policy == common_pb2.CORRUPT_IMAGE_POLICY_FAIL:
+                        vs = [Violation("image", f"manifest row {r}: {reason}", row=r, uri=u) for r, u, reason in bad]
+                        raise ValidationError(f"image at manifest row {bad[0][0]} ({bad[0][1]}) is unreadable: {bad[0][2]}; fix or remove it, or embed with corrupt_image_policy=SKIP_AND_REPORT", vs)
+                    skipped.extend(bad)
+                    for r, _, _ in bad:
+                        keep[np.searchsorted(rows, r)] = False
+                if ok:
+                    res = self.triton.infer(triton_model, {input_name: x}, list(outputs), timeout_s=job.timeout(120.0))
+                    pos = np.asarray(ok)
+                    for tname, w in writers.items():
+                        w.write(pos, res[tname])
+                done = min(n, start + bs)
+                job.progress("embed", done, n, f"{len(skipped)} skipped" if skipped else "")
+            if n and not keep.any():
+                raise ValidationError(f"none of the {n} selected images could be read; first problem: {skipped[0][2]}",
+                                      [Violation("image", reason, row=r, uri=u) for r, u, reason in skipped], violation_count=len(skipped))
+            elapsed = time.monotonic() - t0
+            job.progress("write", 0, 1, "writing artifacts", force=True)
+            kept_rows = rows[keep]
+            labels = df["label"].to_numpy(dtype=np.int64)[kept_rows]
+            with self.catalog.writing("embedding set", embedding_id, request.overwrite) as prefix:
+                result = embedding_pb2.EmbeddingSet(
+                    embedding_id=embedding_id, dataset_id=dataset.dataset_id, model_id=model.model_id, splits=list(request.splits),
+                    num_rows=len(kept_rows), images_per_second=(n - len(skipped)) / elapsed if elapsed > 0 else 0.0,
+                )
+                result.rows.CopyFrom(cat.artifact(store, store.put_npy(prefix + "rows.npy", kept_rows), "application/x-npy", kept_rows.shape, "int64"))
+                result.labels.CopyFrom(cat.artifact(store, store.put_npy(prefix + "labels.npy", labels), "application/x-npy", labels.shape, "int64"))
+                for tname, w in writers.items():
+                    ref = w.upload(store, prefix + outputs[tname] + ".npy", keep)
+                    getattr(result, outputs[tname]).CopyFrom(ref)
+                if model.kind == registry_pb2.MODEL_KIND_CLASSIFIER:
+                    logits = np.load(writers["logits"].path, mmap_mode="r")[keep]
+                    preds = logits.argmax(axis=1).astype(np.int64)
+                    result.predictions.CopyFrom(cat.artifact(store, store.put_npy(prefix + "predictions.npy", preds), "application/x-npy", preds.shape, "int64"))
+                    result.accuracy = float((preds == labels).mean()) if len(labels) else 0.0
+                sk = pd.DataFrame({"row": [r for r, _, _ in skipped], "uri": [u for _, u, _ in skipped], "reason": [x for _, _, x in skipped]},
+                                  columns=["row", "uri", "reason"]).astype({"row": "int64", "uri": "string", "reason": "string"})
+                result.skipped.CopyFrom(cat.artifact(store, store.put_parquet(prefix + "skipped.parquet", sk), "application/vnd.apache.parquet"))
+                result.skipped_rows.CopyFrom(errors.row_errors_detail(skipped))
+                result.created_at.GetCurrentTime()
+                self.catalog.put("embedding set", embedding_id, result)
+                del writers
+        job.progress("write", 1, 1, "done", force=True)
+        return result
+
+    async def EmbedTexts(self, request: embedding_pb2.EmbedTextsRequest, context: grpc.aio.ServicerContext) -> embedding_pb2.EmbedTextsResponse:
+        model = self.catalog.model(request.model_id)
+        if model.kind != registry_pb2.MODEL_KIND_IMAGE_TEXT:
+            raise errors.FailedPrecondition.violation("MODEL", model.model_id, f"model {model.model_id!r} is not an IMAGE_TEXT model; text embeddings need one")
+        texts = list(request.texts)
+        if not texts:
+            raise errors.InvalidArgument.field("texts", "give at least one text")
+        if len(texts) > MAX_TEXTS:
+            raise errors.InvalidArgument.field("texts", f"{len(texts)} texts; the limit per call is {MAX_TEXTS}")
+        if request.name:
+            cat.validate_id("text set", request.name, "name")
+        return await self.ctx.jobs.run(context, "EmbedTexts", lambda job: self._embed_texts(model, texts, request.name, job))
+
+    def _embed_texts(self, model: registry_pb2.Model, texts: list[str], name: str, job: JobContext) -> embedding_pb2.EmbedTextsResponse:
+        ctx_len = model.tokenizer.context_length or 77
+        tok = self._tokenizers.setdefault(ctx_len, ClipTokenizer(context_length=ctx_len))
+        ids = tok.encode(texts)
+        text_model = model.triton_models[1]
+        chunks = []
+        for s in range(0, len(ids), 256):
+            job.check()
+            chunks.append(self.triton.infer(text_model, {"input_ids": ids[s:s + 256]}, ["embeddings"], timeout_s=job.timeout(60.0))["embeddings"])
+        emb = np.concatenate(chunks).astype(np.float32)
+        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+        key = f"texts/{model.model_id}/{name or digest}"
+        self.store.put_json(key + ".json", texts)
+        info = self.store.put_npy(key + ".npy", emb)
+        return embedding_pb2.EmbedTextsResponse(embeddings=cat.artifact(self.store, info, "application/x-npy", emb.shape, "float32"), count=len(texts), dim=emb.shape[1])
+
+    async def GetEmbedding(self, request: embedding_pb2.GetEmbeddingRequest, context: grpc.aio.ServicerContext) -> embedding_pb2.EmbeddingSet:
+        return self.catalog.embedding(request.embedding_id)
+
+    async def ListEmbeddings(self, request: embedding_pb2.ListEmbeddingsRequest, context: grpc.aio.ServicerContext) -> embedding_pb2.ListEmbeddingsResponse:
+        out = [e for e in self.catalog.list("embedding set")
+               if (not request.dataset_id or e.dataset_id == request.dataset_id) and (not request.model_id or e.model_id == request.model_id)]
+        return embedding_pb2.ListEmbeddingsResponse(embeddings=out)
+
+
+def build(ctx: ServiceContext) -> list[Binding]:
+    return [Binding(EmbeddingServicer(ctx), embedding_pb2_grpc.add_EmbeddingServicer_to_server, embedding_pb2.DESCRIPTOR.services_by_name["Embedding"])]
+
+
+if __name__ == "__main__":
+    main("embedding", build)
