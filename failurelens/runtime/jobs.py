@@ -132,6 +132,7 @@ class JobRegistry(jobs_pb2_grpc.JobsServicer):
         deadline = None if rem is None else time.monotonic() + rem
         jctx = JobContext(rec, deadline, lambda p: loop.call_soon_threadsafe(queue.put_nowait, p))
         fut = loop.run_in_executor(self.executor, work, jctx)
+        getter: asyncio.Future[common_pb2.Progress] | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
@@ -139,7 +140,6 @@ class JobRegistry(jobs_pb2_grpc.JobsServicer):
                 if getter in done:
                     yield progress_update(getter.result())
                     continue
-                getter.cancel()
                 while not queue.empty():
                     yield progress_update(queue.get_nowait())
                 break
@@ -155,6 +155,9 @@ class JobRegistry(jobs_pb2_grpc.JobsServicer):
         except BaseException as exc:
             self._finish(rec, common_pb2.JOB_STATE_FAILED, exc)
             raise
+        finally:
+            if getter is not None and not getter.done():
+                getter.cancel()
         self._finish(rec, common_pb2.JOB_STATE_SUCCEEDED, result_id=result_id(result))
         yield result_update(result)
 
