@@ -49,6 +49,23 @@ def _read(store: ArtifactStore, uri: str, field: str) -> bytes:
         raise errors.NotFound.resource("object", uri, f"upload it to the store first ({field})") from None
 
 
+def _parse_class_names(data: bytes) -> list[str]:
+    """A JSON list (or {"class_names": [...]}) or one name per line."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise errors.InvalidArgument.field("class_names_uri", "the class names file is not UTF-8 text") from None
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            raise errors.InvalidArgument.field("class_names_uri", f"the class names file is not valid JSON ({exc})") from None
+        if isinstance(obj, dict):
+            obj = obj.get("class_names")
+        return mf.validate_class_names(obj)
+    return mf.validate_class_names([line.strip() for line in text.splitlines() if line.strip()])
+
+
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, triton: TritonClient | None = None) -> None:
         self.ctx = ctx
@@ -74,7 +91,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             return list(request.class_names)
         if not request.class_names_uri:
             raise errors.InvalidArgument.field("class_names", "the class names are required: set class_names or class_names_uri (JSON list or one name per line)")
-        return mf.parse_class_names(_read(self.store, request.class_names_uri, "class_names_uri"))
+        return _parse_class_names(_read(self.store, request.class_names_uri, "class_names_uri"))
 
     def _register_dataset(self, request: registry_pb2.RegisterDatasetRequest, job: JobContext) -> registry_pb2.Dataset:
         store = self.store
@@ -204,7 +221,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             graph_hw = info.input_hw
         elif kind == registry_pb2.MODEL_KIND_FEATURE_EXTRACTOR:
             info = onx.validate_feature_extractor(sig)
-            record.feature_dim, record.has_feature_map = info.feature_dim, info.has_feature_map
+            record.feature_dim, record.has_feature_map = info.feature_dim, info.feature_map_shape is not None
             graph_hw = info.input_hw
         else:
             info = onx.validate_image_encoder(sig)
