@@ -77,9 +77,8 @@ def cmd_up(ns: argparse.Namespace) -> int:
     if ns.detach:
         log = Path(ns.state_dir) / "logs" / "supervisor.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "failurelens.cli", "up", "--state-dir", ns.state_dir, "--timeout", str(ns.timeout), "--base-port", str(ns.base_port)]
-        if ns.store:
-            args += ["--store", ns.store]
+        args = [sys.executable, "-m", "failurelens.cli", "--state-dir", ns.state_dir] + (["--store", ns.store] if ns.store else [])
+        args += ["up", "--timeout", str(ns.timeout), "--base-port", str(ns.base_port)]
         env = dict(os.environ)
         if ns.auth_token:
             env["FAILURELENS_AUTH_TOKEN"] = ns.auth_token
