@@ -20,11 +20,13 @@ import dataclasses
 import io
 import json
 import re
-from typing import IO, Any, BinaryIO, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import IO, Any, Protocol
 
 import numpy as np
 
-MAX_KEY_LENGTH = 1024
+MAX_KEY_LENGTH = 1024  # bytes of UTF-8, as in S3
+MAX_SEGMENT_LENGTH = 255  # bytes; NAME_MAX of common filesystems
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -43,43 +45,89 @@ class ObjectNotFoundError(StoreError, KeyError):
         return str(self.args[0]) if self.args else "object not found"
 
 
+class ReadableStream(Protocol):
+    """What ``put_stream`` reads from: any object with ``read(size) -> bytes``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class ObjectInfo:
+    """One listed or written object; ``is_dir`` marks a folder entry of a non-recursive list."""
+
     key: str
     size: int
     etag: str = ""
     content_type: str = ""
+    is_dir: bool = False
 
 
 def validate_key(key: str) -> str:
-    """Return ``key`` if it is a safe relative object key, else raise :class:`InvalidKeyError`."""
+    """Return ``key`` if it is a safe relative object key, else raise :class:`InvalidKeyError`.
+
+    Limits are those of S3 and of common filesystems, so that a key is valid in every store:
+    at most :data:`MAX_KEY_LENGTH` UTF-8 bytes, segments of at most :data:`MAX_SEGMENT_LENGTH`.
+    """
     if not isinstance(key, str) or not key:
         raise InvalidKeyError("object key must be a non-empty string")
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidKeyError(f"object key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKeyError(f"object key {key!r} is not valid UTF-8 text") from None
+    if len(encoded) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(f"object key is {len(encoded)} bytes long; the limit is {MAX_KEY_LENGTH}")
     if key.startswith("/"):
         raise InvalidKeyError(f"object key {key!r} is absolute; use a relative key such as 'datasets/x/a.png'")
     if "\\" in key:
         raise InvalidKeyError(f"object key {key!r} contains a backslash; use '/' as separator")
     if _CONTROL.search(key):
         raise InvalidKeyError(f"object key {key!r} contains control characters")
-    parts = key.split("/")
-    for part in parts:
-        if part in ("..", "."):
-            raise InvalidKeyError(f"object key {key!r} contains a '{part}' segment; keys may not leave their prefix")
-        if part == "" and part is not parts[-1]:
-            raise InvalidKeyError(f"object key {key!r} has an empty segment ('//')")
     if key.endswith("/"):
         raise InvalidKeyError(f"object key {key!r} ends with '/'; name an object, not a folder")
+    for part in key.split("/"):
+        if part in ("..", "."):
+            raise InvalidKeyError(f"object key {key!r} contains a '{part}' segment; keys may not leave their prefix")
+        if part == "":
+            raise InvalidKeyError(f"object key {key!r} has an empty segment ('//')")
+        if len(part.encode("utf-8")) > MAX_SEGMENT_LENGTH:
+            raise InvalidKeyError(
+                f"object key {key[:40]!r}... has a segment longer than {MAX_SEGMENT_LENGTH} bytes; split it with '/'"
+            )
     return key
 
 
 def validate_prefix(prefix: str) -> str:
-    """Like :func:`validate_key` but allows ``''`` and a trailing ``/``."""
+    """Like :func:`validate_key` but allows ``''`` and one trailing ``/``."""
     if prefix == "":
         return prefix
-    validate_key(prefix.rstrip("/") or "x")
+    if not isinstance(prefix, str):
+        raise InvalidKeyError("prefix must be a string")
+    body = prefix.removesuffix("/")
+    if body == "":
+        raise InvalidKeyError("prefix '/' is absolute; use '' to name the whole store")
+    if body.endswith("/"):
+        raise InvalidKeyError(f"prefix {prefix!r} has an empty segment ('//')")
+    try:
+        validate_key(body)
+    except InvalidKeyError as exc:
+        raise InvalidKeyError(f"prefix {prefix!r} is not acceptable: {exc}") from None
     return prefix
+
+
+def check_npy_header(fp: IO[bytes], key: str) -> None:
+    """Read the ``.npy`` header at ``fp``'s position and refuse object (pickled) payloads."""
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            _, _, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            _, _, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:  # 3.0 (utf-8 field names) has no public reader; np.load still refuses pickles
+            return
+    except ValueError as exc:
+        raise StoreError(f"object {key!r} is not a valid .npy file: {exc}") from None
+    if dtype.hasobject:
+        raise StoreError(f"object {key!r} holds a pickled (object dtype) array; refusing to unpickle it")
 
 
 class ArtifactStore(abc.ABC):
@@ -104,7 +152,7 @@ class ArtifactStore(abc.ABC):
 
     @abc.abstractmethod
     def put_stream(
-        self, key: str, stream: BinaryIO, length: int = -1, content_type: str = "application/octet-stream"
+        self, key: str, stream: ReadableStream, length: int = -1, content_type: str = "application/octet-stream"
     ) -> ObjectInfo:
         """Write a stream of unknown (``-1``) or known length atomically, without buffering it whole."""
 
@@ -129,7 +177,12 @@ class ArtifactStore(abc.ABC):
 
     @abc.abstractmethod
     def list(self, prefix: str = "", recursive: bool = True) -> Iterator[ObjectInfo]:
-        """Objects whose key starts with ``prefix``, sorted by key."""
+        """Objects whose key starts with ``prefix``, sorted by key.
+
+        ``recursive=False`` lists like S3 with delimiter ``/``: the objects directly under the
+        prefix and one ``is_dir`` entry (key ending with ``/``, size 0) per non-empty sub-folder.
+        The prefix is validated eagerly (:class:`InvalidKeyError`), before iteration starts.
+        """
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:
@@ -145,22 +198,36 @@ class ArtifactStore(abc.ABC):
             n += 1
         return n
 
-    # --- typed helpers (never pickle) -------------------------------------------------------
+    def _check_key(self, key: str) -> str:
+        """Validate ``key`` for this store (implementations may add rules); returns it."""
+        return validate_key(key)
+
+    # --- typed helpers (never pickle); keys are checked before any encoding work ----------
     def put_npy(self, key: str, array: np.ndarray) -> ObjectInfo:
+        """Store an array as ``.npy``; object arrays are refused (they would need pickle)."""
+        self._check_key(key)
         array = np.asarray(array)
-        if array.dtype == object:
+        if array.dtype.hasobject:
             raise StoreError("object arrays cannot be stored without pickle; convert to a numeric or string dtype")
         buf = io.BytesIO()
         np.save(buf, array, allow_pickle=False)
         return self.put_bytes(key, buf.getvalue(), "application/x-npy")
 
     def get_npy(self, key: str, mmap: bool = False) -> np.ndarray:
-        """Load a ``.npy`` object. Pickled payloads are refused."""
-        with self.open(key) as f:
-            data = f.read()
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        """Load a ``.npy`` object. Pickled payloads are refused (:class:`StoreError`).
+
+        ``mmap`` maps the file read-only where the store has local files; others ignore it.
+        """
+        buf = io.BytesIO(self.get_bytes(key))
+        check_npy_header(buf, key)
+        buf.seek(0)
+        try:
+            return np.load(buf, allow_pickle=False)
+        except ValueError as exc:
+            raise StoreError(f"object {key!r} is not a loadable .npy file: {exc}") from None
 
     def put_json(self, key: str, obj: Any) -> ObjectInfo:
+        self._check_key(key)
         return self.put_bytes(key, json.dumps(obj, indent=2, sort_keys=True).encode(), "application/json")
 
     def get_json(self, key: str) -> Any:
@@ -168,6 +235,7 @@ class ArtifactStore(abc.ABC):
 
     def put_parquet(self, key: str, table: Any) -> ObjectInfo:
         """Store a ``pyarrow.Table`` or ``pandas.DataFrame`` as Parquet."""
+        self._check_key(key)
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -179,17 +247,20 @@ class ArtifactStore(abc.ABC):
 
     def get_parquet(self, key: str) -> Any:
         """Load a Parquet object as a ``pyarrow.Table``."""
+        data = self.get_bytes(key)
         import pyarrow.parquet as pq
 
-        return pq.read_table(io.BytesIO(self.get_bytes(key)))
+        return pq.read_table(io.BytesIO(data))
 
     def put_safetensors(self, key: str, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        self._check_key(key)
         from safetensors.numpy import save
 
         data = save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=dict(metadata or {}))
         return self.put_bytes(key, data, "application/octet-stream")
 
     def get_safetensors(self, key: str) -> dict[str, np.ndarray]:
+        data = self.get_bytes(key)
         from safetensors.numpy import load
 
-        return load(self.get_bytes(key))
+        return load(data)

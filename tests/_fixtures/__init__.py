@@ -1,0 +1,1 @@
+"""Shared test fixtures (register with ``pytest_plugins = ["tests._fixtures.s3server"]``)."""
