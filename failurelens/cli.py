@@ -24,7 +24,7 @@ from typing import Any, Sequence
 DEFAULT_STATE = os.environ.get("FAILURELENS_STATE_DIR", ".state")
 
 
-def _progress_bar(desc: str):  # noqa: ANN202
+def progress_bar(desc: str):  # noqa: ANN202
     """A callback drawing a tqdm bar from Progress messages (one bar per stage)."""
     from tqdm import tqdm
 
@@ -184,7 +184,7 @@ def cmd_dataset_register(ns: argparse.Namespace) -> int:
 
         manifest_uri, class_names = upload_dataset(store, ns.path, ns.name, names, on_file=on_file)
         bar.close()
-    bar_cb = _progress_bar("register")
+    bar_cb = progress_bar("register")
     policy = common_pb2.CORRUPT_IMAGE_POLICY_FAIL if ns.on_corrupt == "fail" else common_pb2.CORRUPT_IMAGE_POLICY_SKIP_AND_REPORT
     ds = client.register_dataset(on_progress=bar_cb, name=ns.name, manifest_uri=manifest_uri, class_names=class_names,
                                  corrupt_image_policy=policy, overwrite=ns.overwrite, verify_images=not ns.no_verify)
@@ -257,7 +257,7 @@ def cmd_embed(ns: argparse.Namespace) -> int:
     from failurelens.v1 import common_pb2
 
     client = _client(ns)
-    cb = _progress_bar("embed")
+    cb = progress_bar("embed")
     policy = common_pb2.CORRUPT_IMAGE_POLICY_FAIL if ns.on_corrupt == "fail" else common_pb2.CORRUPT_IMAGE_POLICY_SKIP_AND_REPORT
     res = client.embed(on_progress=cb, dataset_id=ns.dataset, model_id=ns.model, splits=ns.splits or [], batch_size=ns.batch_size,
                        corrupt_image_policy=policy, include_feature_map=ns.feature_map, embedding_id=ns.id or "", overwrite=ns.overwrite)

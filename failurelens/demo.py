@@ -15,23 +15,26 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-CLASSES = ["circle", "square", "triangle", "cross"]
+# sorted: the order a folder-style dataset (split/class/*.png) gives its class names
+CLASSES = ["circle", "cross", "square", "triangle"]
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
 
 
 def draw_shape(cls: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """Class ``cls`` of CLASSES on a random background, in the complementary colour."""
+    shape = CLASSES[cls]
     bg = tuple(int(v) for v in rng.integers(0, 256, 3))
     fg = tuple(int(255 - v) for v in bg)
     im = Image.new("RGB", (size, size), bg)
     d = ImageDraw.Draw(im)
     r = int(rng.integers(size // 6, size // 3))
     cx, cy = (int(v) for v in rng.integers(r + 2, size - r - 2, 2))
-    if cls == 0:
+    if shape == "circle":
         d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fg)
-    elif cls == 1:
+    elif shape == "square":
         d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=fg)
-    elif cls == 2:
+    elif shape == "triangle":
         d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fg)
     else:
         w = max(2, r // 3)
@@ -74,7 +77,7 @@ def _tiny_cnn(num_classes: int, width: int = 16):  # noqa: ANN202
     return TinyCNN()
 
 
-def train_tiny_classifier(root: Path, epochs: int = 4, seed: int = 0):  # noqa: ANN201
+def train_tiny_classifier(root: Path, epochs: int = 15, seed: int = 0):  # noqa: ANN201
     """Train the tiny CNN on root/train; returns the torch model (eval mode)."""
     import torch
 
@@ -120,6 +123,7 @@ def export_onnx(model, path: Path, input_size: tuple[int, int] = (64, 64)) -> Pa
 def run_demo(state_dir: str, store: str = "") -> int:
     import onnxruntime as ort
 
+    from failurelens.cli import progress_bar
     from failurelens.clients import FailureLensClient, upload_dataset, upload_file
     from failurelens.data.images import Preprocessing, preprocess, read_image
     from failurelens.stack import Stack
@@ -140,14 +144,18 @@ def run_demo(state_dir: str, store: str = "") -> int:
         st = open_store(stack.store)
         print("4/6 registering dataset and model ...", flush=True)
         manifest_uri, names = upload_dataset(st, root, "shapes")
-        ds = client.register_dataset(name="shapes", manifest_uri=manifest_uri, class_names=names, overwrite=True)
+        bar = progress_bar("register")
+        ds = client.register_dataset(on_progress=bar, name="shapes", manifest_uri=manifest_uri, class_names=names, overwrite=True)
+        bar.close()  # type: ignore[attr-defined]
         pp = common_pb2.Preprocessing(input_height=64, input_width=64, mean=MEAN, std=STD)
         m = client.register_model(name="tiny-cnn", kind=registry_pb2.MODEL_KIND_CLASSIFIER, onnx_uri=upload_file(st, onnx_path, "uploads/models/tiny-cnn/model.onnx"),
                                   preprocessing=pp, dataset_id="shapes", overwrite=True)
         print("5/6 embedding every split through Triton ...", flush=True)
         res = {}
         for split in ("train", "val", "test"):
-            res[split] = client.embed(dataset_id="shapes", model_id="tiny-cnn", splits=[split], overwrite=True)
+            bar = progress_bar(f"embed {split}")
+            res[split] = client.embed(on_progress=bar, dataset_id="shapes", model_id="tiny-cnn", splits=[split], overwrite=True)
+            bar.close()  # type: ignore[attr-defined]
         print("6/6 checking Triton's numbers against in-process onnxruntime ...", flush=True)
         e = res["val"]
         feats = st.get_npy(st.key_from_uri(e.features.uri))

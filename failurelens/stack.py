@@ -112,6 +112,7 @@ class Stack:
                 "FAILURELENS_STORE": self.store, "FAILURELENS_TRITON_URL": self.triton.grpc_url,
                 "FAILURELENS_TRITON_REPOSITORY": str(self.repo_dir), "FAILURELENS_STATE_DIR": str(self.state_dir),
                 "FAILURELENS_AUTH_TOKEN": self.auth_token, "PYTHONUNBUFFERED": "1",
+                "FAILURELENS_TRITON_SHARED_MEMORY": "1",  # same host: inputs through /dev/shm, not the gRPC message
             })
             for i, name in enumerate(self.services):
                 port, mport = self._port(i), self._port(50 + i)

@@ -82,7 +82,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         self.ctx = ctx
         self.store = store or open_store(ctx.config.store or None)
         self.catalog = cat.Catalog(self.store)
-        self.triton = triton or TritonClient(ctx.config.triton_url)
+        self.triton = triton or TritonClient(ctx.config.triton_url, use_shared_memory=bool(ctx.config.triton_shared_memory))
         self._tokenizers: dict[int, ClipTokenizer] = {}
 
     async def Embed(self, request: embedding_pb2.EmbedRequest, context: grpc.aio.ServicerContext):
