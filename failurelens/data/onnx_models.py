@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: ONNX TensorProto element type name -> Triton dtype name
-_ONNX_TO_TRITON = {
+ONNX_TO_TRITON = {
     "FLOAT": "FP32",
     "FLOAT16": "FP16",
     "BFLOAT16": "BF16",
@@ -180,7 +180,7 @@ def _tensor_info(value_info: Any) -> TensorInfo:
         return TensorInfo(value_info.name, (kind or "UNKNOWN").upper(), None)
     tt = t.tensor_type
     elem = onnx.TensorProto.DataType.Name(tt.elem_type) if tt.elem_type else "UNDEFINED"
-    dtype = _ONNX_TO_TRITON.get(elem, elem)
+    dtype = ONNX_TO_TRITON.get(elem, elem)
     if not tt.HasField("shape"):
         return TensorInfo(value_info.name, dtype, None)
     dims = []

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from failurelens.data.onnx_models import ONNX_TO_TRITON
+
 __all__ = [
     "DTYPES",
     "ONNXRUNTIME_CONFIG_NAME",
@@ -65,22 +67,6 @@ DTYPES: dict[str, str] = {
 _DTYPE_ALIASES = {"STRING": "BYTES", "FLOAT32": "FP32", "FLOAT16": "FP16", "FLOAT64": "FP64", "FLOAT": "FP32", "DOUBLE": "FP64"}
 
 # onnx TensorProto.DataType names -> Triton dtype
-_ONNX_TO_TRITON = {
-    "FLOAT": "FP32",
-    "DOUBLE": "FP64",
-    "FLOAT16": "FP16",
-    "BFLOAT16": "BF16",
-    "INT8": "INT8",
-    "INT16": "INT16",
-    "INT32": "INT32",
-    "INT64": "INT64",
-    "UINT8": "UINT8",
-    "UINT16": "UINT16",
-    "UINT32": "UINT32",
-    "UINT64": "UINT64",
-    "BOOL": "BOOL",
-    "STRING": "BYTES",
-}
 
 # Parameters that only mean something to the python-backend wrapper (onnx_model.py).
 _PYTHON_ONLY_PARAMS = {"onnx_filename", "allow_spinning", "execution_provider", "graph_optimization_level"}
@@ -330,7 +316,7 @@ def spec_from_onnx(name: str, onnx_model: Any, **kw: Any) -> TritonModelSpec:
             if not v.type.HasField("tensor_type"):
                 raise ValueError(f"{kind} {v.name!r} is not a tensor (sequence/map types are not supported)")
             elem = onnx.TensorProto.DataType.Name(ttype.elem_type)
-            if elem not in _ONNX_TO_TRITON:
+            if elem not in ONNX_TO_TRITON:
                 raise ValueError(f"{kind} {v.name!r} has unsupported ONNX element type {elem}")
             if not ttype.HasField("shape"):
                 raise ValueError(f"{kind} {v.name!r} has no shape information; pass {kind}s=[TensorSpec(...)] explicitly")
@@ -348,7 +334,7 @@ def spec_from_onnx(name: str, onnx_model: Any, **kw: Any) -> TritonModelSpec:
                         "or pass max_batch_size=0 to serve it without batching"
                     )
                 dims = dims[1:]
-            out.append(TensorSpec(v.name, _ONNX_TO_TRITON[elem], tuple(dims)))
+            out.append(TensorSpec(v.name, ONNX_TO_TRITON[elem], tuple(dims)))
         return tuple(out)
 
     inputs = kw.pop("inputs", None) or convert(graph.input, "input")
