@@ -247,11 +247,6 @@ def cmd_model_list(ns: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_model_export(ns: argparse.Namespace) -> int:
-    print("model export arrives with the benchmark-world work (robust ResNet-50, open_clip, torchvision/timm exports)", file=sys.stderr)
-    return 2
-
-
 # --------------------------------------------------------------------------------- embed
 def cmd_embed(ns: argparse.Namespace) -> int:
     from failurelens.v1 import common_pb2
@@ -324,7 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--overwrite", action="store_true")
     mr.set_defaults(fn=cmd_model_register)
     md.add_parser("list").set_defaults(fn=cmd_model_list)
-    md.add_parser("export", help="export real full-size models to ONNX").set_defaults(fn=cmd_model_export)
+    from failurelens.models.export_cli import add_export_commands
+    from failurelens.world.cli import add_world_commands
+
+    add_export_commands(md)
+    add_world_commands(sub)
 
     em = sub.add_parser("embed", help="run a model over a dataset through Triton")
     em.add_argument("--dataset", required=True)
