@@ -730,8 +730,7 @@ def export_robust_resnet50(
     res = export_feature_extractor(wrapper, out_path, preprocessing=pp, source=f"resnet50 ({info['format']} checkpoint {Path(checkpoint_path).name})",
                                    metadata=extra, opset=opset, seed=seed, tolerance=tolerance)
     res.dims.update({k: v for k, v in info.items() if k in ("num_classes", "epoch")})
-    res.seconds = time.monotonic() - t0
-    return res
+    return dataclasses.replace(res, seconds=time.monotonic() - t0)
 
 
 def export_feature_extractor(
