@@ -1,13 +1,14 @@
-"""The main job for now: a small generated dataset and a small trained classifier, end to end.
+"""The main job, and small shape images + a tiny CNN for quick tests.
 
-Starts the local stack, generates shape images (4 classes), trains a tiny CNN for a few seconds
-on CPU, exports it to ONNX (``logits`` + ``features``), registers both, embeds every split
-through Triton, compares Triton's numbers with in-process onnxruntime, prints a summary.
+:func:`run_demo` renders the benchmark world, starts the stack, registers the world and the
+committed world models, embeds through Triton and summarises from the stored artifacts: every
+inspected model's planted-slice failures and the image-text model's zero-shot accuracies.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -120,63 +121,106 @@ def export_onnx(model, path: Path, input_size: tuple[int, int] = (64, 64)) -> Pa
     return path
 
 
-def run_demo(state_dir: str, store: str = "") -> int:
-    import onnxruntime as ort
-
+def register_world(client, store, world_dir: Path, name: str = "world"):  # noqa: ANN001, ANN201
+    """Upload a generated world (images + manifest with attribute columns) and register it."""
     from failurelens.cli import progress_bar
-    from failurelens.clients import FailureLensClient, upload_dataset, upload_file
-    from failurelens.data.images import Preprocessing, preprocess, read_image
+    from failurelens.clients import upload_dataset
+
+    manifest_uri, names = upload_dataset(store, world_dir, name)
+    bar = progress_bar("register world")
+    ds = client.register_dataset(on_progress=bar, name=name, manifest_uri=manifest_uri, class_names=names, overwrite=True)
+    bar.close()  # type: ignore[attr-defined]
+    return ds
+
+
+def register_world_models(client, store, repo: Path, dataset_id: str = "world") -> dict:  # noqa: ANN001
+    """Register every committed world model (triton_models/world_models.json) with the registry."""
+    from failurelens.clients import upload_file
+    from failurelens.convert import preprocessing_to_proto
+    from failurelens.data.images import Preprocessing
+    from failurelens.models.world_models import MANIFEST_NAME
+    from failurelens.v1 import registry_pb2
+
+    kinds = {"classifier": registry_pb2.MODEL_KIND_CLASSIFIER, "feature_extractor": registry_pb2.MODEL_KIND_FEATURE_EXTRACTOR,
+             "image_text": registry_pb2.MODEL_KIND_IMAGE_TEXT}
+    models = json.loads((repo / MANIFEST_NAME).read_text())["models"]
+    out = {}
+    for name, e in models.items():
+        fields = dict(name=name, kind=kinds[e["kind"]], overwrite=True,
+                      onnx_uri=upload_file(store, repo / e["onnx"], f"uploads/models/{name}/model.onnx"),
+                      preprocessing=preprocessing_to_proto(Preprocessing.from_dict(e["preprocessing"])))
+        if e["kind"] == "classifier":
+            fields["dataset_id"] = dataset_id
+        if e["kind"] == "image_text":
+            fields["text_onnx_uri"] = upload_file(store, repo / e["text_onnx"], f"uploads/models/{name}/text.onnx")
+            fields["tokenizer"] = registry_pb2.Tokenizer(kind="clip_bpe", context_length=e["context_length"])
+        out[name] = client.register_model(**fields)
+    return out
+
+
+def run_demo(state_dir: str, store: str = "", splits: tuple[str, ...] = ("test",)) -> int:
+    """The main job: the benchmark world and its committed models, end to end through the stack."""
+    from failurelens.cli import progress_bar
+    from failurelens.clients import FailureLensClient
+    from failurelens.models.world_models import clip_prompt_sets, ensemble, slice_table, zero_shot_accuracy
     from failurelens.stack import Stack
     from failurelens.store import open_store
-    from failurelens.v1 import common_pb2, registry_pb2
+    from failurelens.world.config import default_config
+    from failurelens.world.generate import generate_world, load_world
 
     t0 = time.monotonic()
-    work = Path(state_dir).resolve() / "demo"
-    print("1/6 generating the demo dataset (4 shape classes, 64x64) ...", flush=True)
-    root = write_dataset(work / "images", {"train": 100, "val": 40, "test": 40})
-    print("2/6 training a tiny CNN on CPU ...", flush=True)
-    model = train_tiny_classifier(root)
-    onnx_path = export_onnx(model, work / "tiny_cnn.onnx")
-    print("3/6 starting the stack (Triton + 7 services) ...", flush=True)
+    repo = Path(__file__).resolve().parents[1] / "triton_models"
+    reported = json.loads((repo / "world_models.json").read_text())["models"]
+    world_dir = Path(state_dir).resolve() / "world"
+    print("1/5 rendering the benchmark world (deterministic; 12 shapes x 10 scenes x 8 colours) ...", flush=True)
+    if not (world_dir / "world.json").exists():
+        generate_world(default_config(), world_dir, workers=2)
+    world = load_world(world_dir)
+    print("2/5 starting the stack (Triton + 7 services) ...", flush=True)
     stack = Stack(state_dir, store=store).start()
     try:
         client = FailureLensClient(stack.addresses())
         st = open_store(stack.store)
-        print("4/6 registering dataset and model ...", flush=True)
-        manifest_uri, names = upload_dataset(st, root, "shapes")
-        bar = progress_bar("register")
-        ds = client.register_dataset(on_progress=bar, name="shapes", manifest_uri=manifest_uri, class_names=names, overwrite=True)
-        bar.close()  # type: ignore[attr-defined]
-        pp = common_pb2.Preprocessing(input_height=64, input_width=64, mean=MEAN, std=STD)
-        m = client.register_model(name="tiny-cnn", kind=registry_pb2.MODEL_KIND_CLASSIFIER, onnx_uri=upload_file(st, onnx_path, "uploads/models/tiny-cnn/model.onnx"),
-                                  preprocessing=pp, dataset_id="shapes", overwrite=True)
-        print("5/6 embedding every split through Triton ...", flush=True)
+        print("3/5 registering the world and the committed models ...", flush=True)
+        ds = register_world(client, st, world_dir)
+        models = register_world_models(client, st, repo)
+        print(f"4/5 embedding the {'+'.join(splits)} split through Triton with every model ...", flush=True)
         res = {}
-        for split in ("train", "val", "test"):
-            bar = progress_bar(f"embed {split}")
-            res[split] = client.embed(on_progress=bar, dataset_id="shapes", model_id="tiny-cnn", splits=[split], overwrite=True)
+        for name in models:
+            bar = progress_bar(f"embed {name}")
+            res[name] = client.embed(on_progress=bar, dataset_id=ds.dataset_id, model_id=name, splits=list(splits), overwrite=True)
             bar.close()  # type: ignore[attr-defined]
-        print("6/6 checking Triton's numbers against in-process onnxruntime ...", flush=True)
-        e = res["val"]
-        feats = st.get_npy(st.key_from_uri(e.features.uri))
-        logits = st.get_npy(st.key_from_uri(e.logits.uri))
-        rows = st.get_npy(st.key_from_uri(e.rows.uri))
+        print("5/5 summarising from the stored artifacts ...", flush=True)
         manifest = st.get_parquet(st.key_from_uri(ds.manifest.uri)).to_pandas()
-        lpp = Preprocessing(input_size=(64, 64), mean=MEAN, std=STD)
-        x = preprocess([read_image(st, st.key_from_uri(manifest.uri[r])) for r in rows], lpp)
-        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        ref_logits, ref_feats = sess.run(["logits", "features"], {"images": x})
-        diff = max(float(np.abs(ref_logits - logits).max()), float(np.abs(ref_feats - feats).max()))
+        manifest["label"] = [ds.class_names[i] for i in manifest["label"]]
+        worst = 100.0
         print()
-        print("failurelens demo summary")
-        print(f"  dataset  {ds.dataset_id}: {ds.num_rows} images, classes {list(ds.class_names)}, splits {dict(ds.split_counts)}")
-        print(f"  model    {m.model_id}: {m.num_classes} classes, {m.feature_dim}-d features, served by Triton as {list(m.triton_models)}")
-        print(f"  {'split':6s} {'rows':>6s} {'accuracy':>9s} {'img/s':>8s}  features")
-        for split, r in res.items():
-            print(f"  {split:6s} {r.num_rows:6d} {r.accuracy:9.4f} {r.images_per_second:8.1f}  {r.features.uri}")
-        print(f"  max |Triton - onnxruntime| over val logits+features: {diff:.3g}")
-        print(f"  total {time.monotonic() - t0:.1f}s; logs in {stack.log_dir}")
-        return 0 if diff < 1e-4 else 1
+        print(f"failurelens main job: world {ds.dataset_id} ({ds.num_rows} images, splits {dict(ds.split_counts)})")
+        for name, r in res.items():
+            kind = reported[name]["kind"]
+            rows = st.get_npy(st.key_from_uri(r.rows.uri))
+            df = manifest.iloc[rows].reset_index(drop=True)
+            if kind == "classifier":
+                preds = st.get_npy(st.key_from_uri(r.predictions.uri))
+                table = slice_table(world, df, preds)
+                gap = min(t["gap_pts"] for t in table)
+                worst = min(worst, gap)
+                print(f"\n{name}: accuracy {r.accuracy:.3f} on {r.num_rows} images ({r.images_per_second:.0f} img/s through Triton); "
+                      f"planted slices (accuracy vs the class's common images):")
+                for t in table:
+                    print(f"  {t['slice']:18s} n={t['n']:3d}  {t['accuracy']:.2f} vs {t['common_accuracy']:.2f}  gap {t['gap_pts']:5.1f} pts")
+            elif kind == "feature_extractor":
+                print(f"\n{name}: {r.features.shape[1]}-d robust features for {r.num_rows} images -> {r.features.uri}")
+            else:
+                img = st.get_npy(st.key_from_uri(r.image_embeddings.uri))
+                txt = {}
+                for attr, groups in clip_prompt_sets(world).items():
+                    emb = client.embed_texts(name, [p for g in groups for p in g], name=f"zero-shot-{attr}")
+                    txt[attr] = ensemble(st.get_npy(st.key_from_uri(emb.embeddings.uri)), groups)
+                acc = zero_shot_accuracy(img, txt, df, world)
+                print(f"\n{name}: zero-shot accuracy from Triton embeddings: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+        print(f"\nsmallest planted-slice gap over the inspected models: {worst:.1f} pts; total {time.monotonic() - t0:.0f}s; logs in {stack.log_dir}")
+        return 0
     finally:
         stack.stop()
 
