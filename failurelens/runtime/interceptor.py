@@ -119,6 +119,19 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, m: GrpcMetrics, auth_erro
     service, name = _split(method)
     labels = (rtype, service, name)
 
+    def _begin() -> float:
+        m.started.labels(*labels).inc()
+        if not handler.request_streaming:
+            m.received.labels(*labels).inc()
+        if auth_error is not None:
+            raise auth_error
+        return time.perf_counter()
+
+    async def _fail(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+        if isinstance(exc, grpc.aio.AbortError) or _is_abort(exc):
+            raise exc
+        await _abort(context, exc, method)
+
     def _done(context: grpc.aio.ServicerContext, start: float) -> None:
         m.handled.labels(*labels, _code_of(context)).inc()
         m.seconds.labels(*labels).observe(time.perf_counter() - start)
@@ -128,19 +141,13 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, m: GrpcMetrics, auth_erro
 
         async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
-            m.started.labels(*labels).inc()
-            if not handler.request_streaming:
-                m.received.labels(*labels).inc()
             try:
-                if auth_error is not None:
-                    raise auth_error
+                start = _begin()
                 response = await inner(request, context)
                 m.sent.labels(*labels).inc()
                 return response
             except Exception as exc:  # noqa: BLE001 - mapped to a status
-                if isinstance(exc, grpc.aio.AbortError) or _is_abort(exc):
-                    raise
-                await _abort(context, exc, method)
+                await _fail(context, exc)
             finally:
                 _done(context, start)
 
@@ -151,12 +158,8 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, m: GrpcMetrics, auth_erro
 
     async def stream_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
-        m.started.labels(*labels).inc()
-        if not handler.request_streaming:
-            m.received.labels(*labels).inc()
         try:
-            if auth_error is not None:
-                raise auth_error
+            start = _begin()
             if inspect.isasyncgenfunction(inner_stream) or inspect.isasyncgenfunction(getattr(inner_stream, "__func__", None)):
                 async for item in inner_stream(request, context):
                     m.sent.labels(*labels).inc()
@@ -169,10 +172,8 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, m: GrpcMetrics, auth_erro
                         yield item
                 else:
                     await result
-        except Exception as exc:  # noqa: BLE001
-            if isinstance(exc, grpc.aio.AbortError) or _is_abort(exc):
-                raise
-            await _abort(context, exc, method)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status
+            await _fail(context, exc)
         finally:
             _done(context, start)
 
