@@ -118,7 +118,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         input_name = meta["inputs"][0]["name"]
         out_shapes = {o["name"]: tuple(int(d) for d in o["shape"][1:]) for o in meta["outputs"]}
         policy = request.corrupt_image_policy or common_pb2.CORRUPT_IMAGE_POLICY_SKIP_AND_REPORT
-        bs = request.batch_size or 32
+        bs = self._max_batch(triton_model, request.batch_size or 32)
         uris = df["uri"].to_numpy()
         n = len(rows)
         keep = np.ones(n, dtype=bool)
@@ -197,6 +197,13 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         job.progress("write", 1, 1, "done", force=True)
         return result
 
+    def _max_batch(self, triton_model: str, want: int) -> int:
+        """``want``, capped by the Triton model's max_batch_size (0 = no batching: 1)."""
+        cfg = self.triton.model_config(triton_model)
+        cfg = cfg.get("config", cfg)
+        mbs = int(cfg.get("max_batch_size", 0) or 0)
+        return max(1, min(want, mbs)) if mbs else 1
+
     async def EmbedTexts(self, request: embedding_pb2.EmbedTextsRequest, context: grpc.aio.ServicerContext) -> embedding_pb2.EmbedTextsResponse:
         model = self.catalog.model(request.model_id)
         if model.kind != registry_pb2.MODEL_KIND_IMAGE_TEXT:
@@ -215,10 +222,11 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         tok = self._tokenizers.setdefault(ctx_len, ClipTokenizer(context_length=ctx_len))
         ids = tok.encode(texts)
         text_model = model.triton_models[1]
+        step = self._max_batch(text_model, 256)
         chunks = []
-        for s in range(0, len(ids), 256):
+        for s in range(0, len(ids), step):
             job.check()
-            chunks.append(self.triton.infer(text_model, {"input_ids": ids[s:s + 256]}, ["embeddings"], timeout_s=job.timeout(60.0))["embeddings"])
+            chunks.append(self.triton.infer(text_model, {"input_ids": ids[s:s + step]}, ["embeddings"], timeout_s=job.timeout(60.0))["embeddings"])
         emb = np.concatenate(chunks).astype(np.float32)
         digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
         key = f"texts/{model.model_id}/{name or digest}"

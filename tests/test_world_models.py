@@ -126,7 +126,7 @@ def test_triton_and_the_embedding_service_return_the_same_numbers(tmp_path):
                 got = st.get_npy(st.key_from_uri(getattr(r, field).uri))
                 assert got.shape == ref[out].shape and np.abs(got - ref[out]).max() < 1e-4, (name, out)
             if e["kind"] == "image_text":
-                texts = list(w.split("test")["caption"][:20])
+                texts = list(w.split("test")["caption"])  # more than the model's max batch (64): chunked by the service
                 t = client.embed_texts(name, texts)
                 ids = ClipTokenizer(e["context_length"]).encode(texts)
                 tref = ort.InferenceSession(str(REPO / e["text_onnx"]), providers=["CPUExecutionProvider"]).run(["embeddings"], {"input_ids": ids})[0]
