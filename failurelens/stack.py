@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,12 +36,6 @@ STACK_FILE = "stack.json"
 
 class StackError(RuntimeError):
     pass
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _tail(path: Path, n: int = 30) -> str:
@@ -66,6 +59,7 @@ class ServiceProcess:
     metrics_port: int
     proc: subprocess.Popen[bytes]
     log_path: Path
+    port_file: Path | None = None
 
 
 class Stack:
@@ -91,8 +85,9 @@ class Stack:
         self.triton: TritonServer | None = None
         self.procs: dict[str, ServiceProcess] = {}
 
-    def _port(self, offset: int) -> int:
-        return self.base_port + offset if self.base_port else _free_port(self.host)
+    def _port(self, offset: int) -> int | None:
+        """A fixed port under --base-port, else None (the process binds a free one itself)."""
+        return self.base_port + offset if self.base_port else None
 
     def start(self, timeout: float = 180.0) -> "Stack":
         for d in (self.log_dir, self.repo_dir):
@@ -101,8 +96,7 @@ class Stack:
             Path(self.store[len("file://"):]).mkdir(parents=True, exist_ok=True)
         try:
             self.triton = TritonServer(
-                self.repo_dir, http_port=self._port(100) if self.base_port else None, grpc_port=self._port(101) if self.base_port else None,
-                metrics_port=self._port(102) if self.base_port else None, log_path=self.log_dir / "tritonserver.log",
+                self.repo_dir, http_port=self._port(100), grpc_port=self._port(101), metrics_port=self._port(102), log_path=self.log_dir / "tritonserver.log",
                 work_dir=self.state_dir / "triton_work", model_control="explicit", load_models=("*",) if any(self.repo_dir.iterdir()) else (),
             )
             self.triton.start(timeout=timeout)
@@ -114,16 +108,23 @@ class Stack:
                 "FAILURELENS_AUTH_TOKEN": self.auth_token, "PYTHONUNBUFFERED": "1",
                 "FAILURELENS_TRITON_SHARED_MEMORY": "1",  # same host: inputs through /dev/shm, not the gRPC message
             })
+            port_dir = self.state_dir / "ports"
+            port_dir.mkdir(exist_ok=True)
             for i, name in enumerate(self.services):
-                port, mport = self._port(i), self._port(50 + i)
+                # without a base port each service binds port 0 itself and reports what it got in
+                # its port file: no window in which another process can take a port picked for it
+                port, mport = (self.base_port + i, self.base_port + 50 + i) if self.base_port else (0, 0)
+                port_file = port_dir / name
+                port_file.unlink(missing_ok=True)
                 log_path = self.log_dir / f"{name}.log"
                 fh = open(log_path, "ab")
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", f"failurelens.services.{name}", "--host", self.host, "--port", str(port), "--metrics-port", str(mport)],
+                    [sys.executable, "-m", f"failurelens.services.{name}", "--host", self.host, "--port", str(port), "--metrics-port", str(mport),
+                     "--port-file", str(port_file)],
                     stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True, close_fds=True,
                 )
                 fh.close()
-                self.procs[name] = ServiceProcess(name, f"{self.host}:{port}", mport, proc, log_path)
+                self.procs[name] = ServiceProcess(name, f"{self.host}:{port}", mport, proc, log_path, port_file)
             self._wait_healthy(timeout)
             self.write_record("ready")
         except BaseException:
@@ -138,6 +139,11 @@ class Stack:
             for name, sp in list(pending.items()):
                 if sp.proc.poll() is not None:
                     raise StackError(f"service {name} exited with code {sp.proc.returncode} during start; last log lines:\n{_tail(sp.log_path)}")
+                if sp.port_file is not None and sp.address.endswith(":0"):
+                    if not sp.port_file.exists():
+                        continue
+                    port, mport = (int(v) for v in sp.port_file.read_text().split())
+                    sp.address, sp.metrics_port = f"{self.host}:{port}", mport
                 with contextlib.suppress(grpc.RpcError):
                     if check_health(sp.address, timeout=1.0) == health_pb2.HealthCheckResponse.SERVING:
                         del pending[name]
