@@ -496,3 +496,153 @@ def remove_model(repo_dir: str | os.PathLike[str], name: str) -> bool:
     shutil.rmtree(trash, ignore_errors=True)
     return True
 
+
+
+# ---------------------------------------------------------------------- feature attack model
+ATTACK_SUFFIX = "__attack"
+
+
+def attack_model_py_source() -> str:
+    """Source of the python-backend feature-attack model (``attack_model.py``)."""
+    return (Path(__file__).with_name("attack_model.py")).read_text(encoding="utf-8")
+
+
+def feature_attack_source() -> str:
+    """Source of the pure-torch attack (``failurelens/discovery/attack.py``), copied beside it."""
+    return (Path(__file__).resolve().parent.parent / "discovery" / "attack.py").read_text(encoding="utf-8")
+
+
+def attack_model_spec(
+    name: str,
+    mean: Iterable[float],
+    std: Iterable[float],
+    input_hw: tuple[int, int],
+    feature_output: str = "features",
+    max_batch_size: int = 16,
+    *,
+    instance_kind: str = "KIND_CPU",
+    torch_threads: int = 1,
+    max_steps: int = 1000,
+) -> TritonModelSpec:
+    """Spec of ``<name>__attack`` (see :func:`write_attack_model`); ``name`` is the extractor's."""
+    import json
+
+    h, w = (int(v) for v in input_hw)
+    if h < 1 or w < 1:
+        raise ValueError(f"input_hw must be positive, got {input_hw}")
+    if int(max_batch_size) < 1:
+        raise ValueError("the attack model needs batching: max_batch_size >= 1")
+    mean, std = [float(v) for v in mean], [float(v) for v in std]
+    if len(mean) != 3 or len(std) != 3 or any(s == 0 for s in std):
+        raise ValueError(f"mean and std need 3 values each (std non-zero), got {mean} / {std}")
+    one = (1,)
+    return TritonModelSpec(
+        name=validate_model_name(name + ATTACK_SUFFIX),
+        inputs=(
+            TensorSpec("images", "FP32", (3, h, w)),
+            TensorSpec("feature", "INT64", one),
+            TensorSpec("steps", "INT32", one),
+            TensorSpec("step_size", "FP32", one),
+            TensorSpec("epsilon", "FP32", one),
+        ),
+        outputs=(
+            TensorSpec("attacked", "FP32", (3, h, w)),
+            TensorSpec("activation_before", "FP32", one),
+            TensorSpec("activation_after", "FP32", one),
+        ),
+        max_batch_size=int(max_batch_size),
+        python_instance_kind=instance_kind,
+        parameters={
+            "mean": json.dumps(mean),
+            "std": json.dumps(std),
+            "feature_output": feature_output,
+            "torch_threads": str(int(torch_threads)),
+            "max_steps": str(int(max_steps)),
+            "onnx_filename": "model.onnx",
+        },
+    )
+
+
+def write_attack_model(
+    repo_dir: str | os.PathLike[str],
+    name: str,
+    onnx_path: str | os.PathLike[str] | bytes | Any,
+    mean: Iterable[float],
+    std: Iterable[float],
+    input_hw: tuple[int, int],
+    feature_output: str = "features",
+    max_batch_size: int = 16,
+    *,
+    torch_threads: int = 1,
+    max_steps: int = 1000,
+) -> Path:
+    """Write ``<repo_dir>/<name>__attack/``: Barlow's feature attack served beside extractor ``name``.
+
+    Layout (written in a staging folder and renamed into place, like :func:`write_model`)::
+
+        <name>__attack/config.pbtxt               # python backend, KIND_CPU (bundled tritonserver)
+        <name>__attack/configs/onnxruntime.pbtxt  # the same python-backend model, KIND_GPU
+        <name>__attack/1/model.py                 # copy of failurelens/triton/attack_model.py
+        <name>__attack/1/feature_attack.py        # copy of failurelens/discovery/attack.py
+        <name>__attack/1/model.onnx               # the extractor's ONNX (converted by onnx2torch)
+
+    Inputs ``images`` FP32 [3,H,W] in [0,1], ``feature`` INT64 [1], ``steps`` INT32 [1],
+    ``step_size`` FP32 [1], ``epsilon`` FP32 [1]; outputs ``attacked`` FP32 [3,H,W],
+    ``activation_before`` / ``activation_after`` FP32 [1].  ``mean``/``std`` (the extractor's
+    normalisation) and ``feature_output`` (its ``[N,D]`` output) go into config parameters.
+
+    ``onnx_path``: path (copied as is), bytes or ``onnx.ModelProto`` of the extractor.
+
+    Production note: there is no onnxruntime-backend equivalent of a gradient loop, so the NGC
+    image runs this same python-backend model (its image has torch; onnx2torch must be
+    installed next to it).  ``configs/onnxruntime.pbtxt`` - the file that
+    ``tritonserver --model-config-name=onnxruntime`` selects for every model - is therefore the
+    python-backend config with a KIND_GPU instance, on which model.py moves the converted
+    network to CUDA.  The ONNX file is checked here: it must have ``feature_output`` as a
+    ``[N, D]`` output and one 4-D image input.
+    """
+    import dataclasses
+
+    model = _load_onnx(onnx_path)
+    graph = model.graph
+    outputs = {o.name: o for o in graph.output}
+    if feature_output not in outputs:
+        raise ValueError(f"ONNX model has no output {feature_output!r} (outputs {sorted(outputs)})")
+    if len(outputs[feature_output].type.tensor_type.shape.dim) != 2:
+        raise ValueError(f"output {feature_output!r} must be [N, D] features")
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(inputs[0].type.tensor_type.shape.dim) != 4:
+        raise ValueError("the feature extractor must have exactly one [N, 3, H, W] image input")
+    cpu = attack_model_spec(name, mean, std, input_hw, feature_output, max_batch_size, torch_threads=torch_threads, max_steps=max_steps)
+    gpu = dataclasses.replace(cpu, python_instance_kind="KIND_GPU")
+
+    repo = Path(repo_dir)
+    repo.mkdir(parents=True, exist_ok=True)
+    final = repo / cpu.name
+    staging = _staging_dir(repo, cpu.name, "staging")
+    try:
+        vdir = staging / "1"
+        vdir.mkdir()
+        (staging / "config.pbtxt").write_text(render_python_config(cpu), encoding="utf-8")
+        (staging / "configs").mkdir()
+        (staging / "configs" / f"{ONNXRUNTIME_CONFIG_NAME}.pbtxt").write_text(render_python_config(gpu), encoding="utf-8")
+        (vdir / "model.py").write_text(attack_model_py_source(), encoding="utf-8")
+        (vdir / "feature_attack.py").write_text(feature_attack_source(), encoding="utf-8")
+        if isinstance(onnx_path, (str, os.PathLike)):
+            shutil.copyfile(os.fspath(onnx_path), vdir / "model.onnx")  # the served bytes, unchanged
+        else:
+            (vdir / "model.onnx").write_bytes(bytes(onnx_path) if isinstance(onnx_path, (bytes, bytearray, memoryview)) else model.SerializeToString())
+        dmode, fmode = _default_mode(True), _default_mode(False)
+        for root, _dirs, files in os.walk(staging):
+            os.chmod(root, dmode)
+            for f in files:
+                os.chmod(os.path.join(root, f), fmode)
+        _install(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+__all__ += ["ATTACK_SUFFIX", "attack_model_py_source", "attack_model_spec", "feature_attack_source", "write_attack_model"]
