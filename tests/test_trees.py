@@ -78,7 +78,7 @@ def test_valid_flags_follow_tau_and_delta(tau, delta, right_valid, left_valid):
     assert ft.valid_leaf_fraction_["label"] == float(right_valid)
 
 
-def test_hand_membership_and_rule_scores():
+def test_hand_membership_and_rule_depth():
     X, labels, predictions = _hand_data()
     ft = _hand_fit()
     tree = ft.trees_[0]
@@ -86,9 +86,9 @@ def test_hand_membership_and_rule_scores():
     std = float(np.std(np.arange(10.0)))  # population std of 0..9 = sqrt(8.25)
     assert tree.feature_std[tree.selected_features.index(1)] == pytest.approx(std)
     right = tree.leaves[1]
-    scores = ft.rule_scores(tree, right, X)
+    scores = ft.rule_depth(tree, right, X)
     np.testing.assert_allclose(scores, (np.arange(10) - 6.5) / std)
-    left_scores = ft.rule_scores(tree, tree.leaves[0], X)
+    left_scores = ft.rule_depth(tree, tree.leaves[0], X)
     np.testing.assert_allclose(left_scores, (6.5 - np.arange(10)) / std)
     # new rows: only feature 1 matters
     new = np.array([[100.0, 6.5], [-3.0, 6.50001], [0.0, -1e9]])
@@ -195,7 +195,7 @@ def test_membership_reproduces_leaf_counts_and_scores_agree():
         for leaf in t.leaves:
             inside = member == leaf.leaf_id
             assert (int(inside.sum()), int((inside & wrong[rows]).sum())) == (leaf.n, leaf.errors)
-            s = ft.rule_scores(t, leaf, X[rows])
+            s = ft.rule_depth(t, leaf, X[rows])
             assert np.all(inside[s > 0]) and not np.any(inside[s < 0])
 
 

@@ -88,6 +88,9 @@ class Leaf:
     importance: float  # IV = ER * EC
     valid: bool  # EC > tau and ER >= BER + delta
     holdout: HoldoutStats | None = None  # None when holdout_fraction == 0
+    # mean of the leaf's fitting errors over the tree's selected features, standardised with the
+    # group's fitting mean/std (the "typical failure" of the rule; see FailureTrees.slice_scores)
+    error_centroid: list[float] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -119,6 +122,7 @@ class ClassTree:
     n_holdout: int = 0
     errors_holdout: int = 0
     feature_std: list[float] = dataclasses.field(default_factory=list)
+    feature_mean: list[float] = dataclasses.field(default_factory=list)
     node_feature: list[int] = dataclasses.field(default_factory=list)
     node_threshold: list[float] = dataclasses.field(default_factory=list)
     node_left: list[int] = dataclasses.field(default_factory=list)
@@ -258,6 +262,13 @@ def _leaf_ids(tree: ClassTree, X: np.ndarray) -> np.ndarray:
     return np.asarray(tree.node_leaf_id, dtype=np.int64)[nodes]
 
 
+def _standardised(tree: ClassTree, X: np.ndarray) -> np.ndarray:
+    """The tree's selected features of ``X``, standardised with the group's fitting mean/std."""
+    sel = np.asarray(tree.selected_features, dtype=np.intp)
+    std = np.asarray(tree.feature_std, dtype=np.float64)
+    return (X[:, sel].astype(np.float64) - np.asarray(tree.feature_mean, dtype=np.float64)) / np.where(std > 0, std, 1.0)
+
+
 def _merge_conditions(path: list[Condition]) -> list[Condition]:
     """Keep the tightest test per (feature, op), in order of first appearance on the path."""
     out: dict[tuple[int, str], Condition] = {}
@@ -338,10 +349,12 @@ def _fit_tree(grouping: str, class_index: int, X: np.ndarray, wrong: np.ndarray,
                      selected_features=[int(i) for i in top], mutual_information=[float(mi[i]) for i in top],
                      leaves=[], has_valid_leaf=False,
                      feature_std=[float(s) for s in Xf[:, top].astype(np.float64).std(axis=0)],
+                     feature_mean=[float(m) for m in Xf[:, top].astype(np.float64).mean(axis=0)],
                      node_feature=node_feature, node_threshold=node_threshold, node_left=node_left,
                      node_right=node_right, node_leaf_id=node_leaf_id)
     member_fit = _leaf_ids(tree, Xf)
     member_held = _leaf_ids(tree, Xh)
+    Zf = _standardised(tree, Xf)
     aler = 0.0
     for leaf_id in range(len(paths)):
         inside = member_fit == leaf_id
@@ -359,7 +372,8 @@ def _fit_tree(grouping: str, class_index: int, X: np.ndarray, wrong: np.ndarray,
             leaf_id=leaf_id, conditions=conds,
             text=" and ".join(c.describe() for c in conds) if conds else "all rows of the group",
             n=nl, errors=el, error_rate=er, error_coverage=ec, importance=iv,
-            valid=bool(ec > params["tau"] and er >= ber + params["delta"] - _RATE_SLACK), holdout=holdout))
+            valid=bool(ec > params["tau"] and er >= ber + params["delta"] - _RATE_SLACK), holdout=holdout,
+            error_centroid=[float(v) for v in Zf[inside & yf].mean(axis=0)] if el else []))
     tree.aler = aler
     tree.aler_minus_ber = aler - ber
     tree.has_valid_leaf = any(lf.valid for lf in tree.leaves)
@@ -620,7 +634,7 @@ class FailureTrees(BaseEstimator):
         return _leaf_ids(tree, FailureTrees._rows(tree, X_rows))
 
     @staticmethod
-    def rule_scores(tree: ClassTree, leaf: Leaf, X_rows) -> np.ndarray:
+    def rule_depth(tree: ClassTree, leaf: Leaf, X_rows) -> np.ndarray:
         """How deep each row lies inside ``leaf``'s rule: the minimum over its conditions of the
         signed margin (``x - threshold`` for ``>``, ``threshold - x`` for ``<=``) divided by the
         feature's standard deviation on the group's fitting rows. Positive means inside the rule;
@@ -633,4 +647,22 @@ class FailureTrees(BaseEstimator):
             margin = x - c.threshold if c.op == ">" else c.threshold - x
             s = std.get(c.feature, 0.0)
             np.minimum(scores, margin / (s if s > 0 else 1.0), out=scores)
+        return scores
+
+    @staticmethod
+    def slice_scores(tree: ClassTree, leaf: Leaf, X_rows) -> np.ndarray:
+        """Score of each row as a member of ``leaf``'s slice, for ranking (higher = more typical):
+        rows outside the rule get ``-inf``; rows inside it the negative distance (RMS over the
+        tree's selected features, standardised) to the rule's typical failure, the mean of its
+        fitting errors. The rule says *where* the model fails; the centroid ranks the members by
+        how much they look like the failures found there (a rule region also holds rows that
+        are in it for other reasons). A leaf without fitting errors ranks by :meth:`rule_depth`."""
+        X = FailureTrees._rows(tree, X_rows)
+        inside = _leaf_ids(tree, X) == leaf.leaf_id
+        scores = np.full(len(X), -np.inf)
+        if not leaf.error_centroid:
+            scores[inside] = FailureTrees.rule_depth(tree, leaf, X[inside])
+            return scores
+        z = _standardised(tree, X[inside])
+        scores[inside] = -np.sqrt(np.mean((z - np.asarray(leaf.error_centroid)) ** 2, axis=1))
         return scores
