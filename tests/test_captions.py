@@ -668,3 +668,11 @@ def test_llm_settings_are_checked() -> None:
         propose_with_llm(["star"], 3, LlmSettings(base_url="http://127.0.0.1:1/v1", model=""))
     with pytest.raises(ValueError, match="per_class"):
         propose_with_llm(["star"], 0, LlmSettings(base_url="http://127.0.0.1:1/v1", model="m"))
+
+
+def test_shown_caption_uses_an_before_vowels_but_prompts_keep_the_template():
+    from failurelens.discovery.captions import build_candidates
+
+    c = build_candidates("arrow", {"background": ["at night"], "corruption": ["blurry"]})
+    assert [x.text for x in c] == ["a photo of an arrow at night", "a blurry photo of an arrow"]
+    assert c[0].prompts == ("a photo of a arrow at night",)

@@ -97,6 +97,26 @@ def test_hand_membership_and_rule_depth():
         ft.leaf_membership(tree, X[:, :1])
 
 
+def test_hand_slice_scores_rank_members_by_closeness_to_the_rules_failures():
+    """Right leaf (x > 6.5) has fitting errors at x = 7, 8, 9: standardised with the group's mean
+    4.5 and std sqrt(8.25), its centroid is (8 - 4.5) / std over the selected feature 1 (the
+    constant feature 0 has std 0 and is left unscaled)."""
+    ft = _hand_fit(top_k_features=1)
+    tree = ft.trees_[0]
+    right = next(lf for lf in tree.leaves if lf.conditions[0].op == ">")
+    std = math.sqrt(8.25)
+    assert tree.selected_features == [1]
+    assert right.error_centroid == pytest.approx([(8 - 4.5) / std])
+    left = next(lf for lf in tree.leaves if lf.conditions[0].op == "<=")
+    assert left.error_centroid == pytest.approx([(1 - 4.5) / std])  # its only error is x = 1
+    X, _, _ = _hand_data()
+    s = FailureTrees.slice_scores(tree, right, X)
+    assert np.all(np.isneginf(s[:7]))  # outside the rule
+    assert s[8] == pytest.approx(0.0) and s[7] == pytest.approx(-1 / std) and s[9] == pytest.approx(-1 / std)
+    s_left = FailureTrees.slice_scores(tree, left, X)
+    assert np.argmax(s_left) == 1 and np.all(np.isneginf(s_left[7:]))
+
+
 def test_mutual_information_by_hand():
     # 10 rows, 2 equal-frequency bins: x 0..4 -> bin 0 (1 error), 5..9 -> bin 1 (3 errors)
     x = np.arange(10, dtype=np.float32)

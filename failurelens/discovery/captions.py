@@ -111,6 +111,14 @@ class CaptionValidation:
 
 
 # -------------------------------------------------------------------------------- candidates
+_A_VOWEL = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
+
+
+def _articles(text: str) -> str:
+    """"a arrow" -> "an arrow" in the shown caption (the prompts keep the template's words)."""
+    return _A_VOWEL.sub(lambda m: m.group(1) + "n ", text)
+
+
 def _clean_text(s: str) -> str:
     return _SPACES.sub(" ", s).strip()
 
@@ -211,7 +219,7 @@ def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
             if ensemble:
                 if texts and texts[0] not in seen:
                     seen.add(texts[0])
-                    out.append(Candidate(text=texts[0], attribute=attribute, value=v, prompts=tuple(texts)))
+                    out.append(Candidate(text=_articles(texts[0]), attribute=attribute, value=v, prompts=tuple(texts)))
             else:
                 for text in texts:
                     if text not in seen:
