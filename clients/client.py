@@ -22,8 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from failurelens.v1 import (
-    captioning_pb2_grpc, common_pb2, embedding_pb2, embedding_pb2_grpc, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc,
-    pipeline_pb2_grpc, registry_pb2, registry_pb2_grpc, retraining_pb2_grpc, slice_discovery_pb2_grpc,
+    captioning_pb2, captioning_pb2_grpc, common_pb2, embedding_pb2, embedding_pb2_grpc, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc,
+    pipeline_pb2_grpc, registry_pb2, registry_pb2_grpc, retraining_pb2_grpc, slice_discovery_pb2, slice_discovery_pb2_grpc,
 )
 
 STUBS = {
@@ -170,3 +170,32 @@ class FailureLensClient:
 
     def embed_texts(self, model_id: str, texts: list[str], name: str = "") -> embedding_pb2.EmbedTextsResponse:
         return self.call(self.embedding.EmbedTexts, embedding_pb2.EmbedTextsRequest(model_id=model_id, texts=texts, name=name))
+
+    # --- discovery and captioning ------------------------------------------------------------
+    def fit_failure_trees(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> slice_discovery_pb2.FailureTreesReport:
+        req = slice_discovery_pb2.FitFailureTreesRequest(**fields)
+        return self.run_job(self.slice_discovery.FitFailureTrees(req, timeout=timeout), "result", on_progress)
+
+    def fit_failure_directions(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> slice_discovery_pb2.FailureDirectionsReport:
+        req = slice_discovery_pb2.FitFailureDirectionsRequest(**fields)
+        return self.run_job(self.slice_discovery.FitFailureDirections(req, timeout=timeout), "result", on_progress)
+
+    def render_feature_evidence(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> slice_discovery_pb2.FeatureEvidenceReport:
+        req = slice_discovery_pb2.RenderFeatureEvidenceRequest(**fields)
+        return self.run_job(self.slice_discovery.RenderFeatureEvidence(req, timeout=timeout), "result", on_progress)
+
+    def caption_directions(self, timeout: float | None = None, **fields: Any) -> captioning_pb2.CaptionDirectionsResponse:
+        return self.call(self.captioning.CaptionDirections, captioning_pb2.CaptionDirectionsRequest(**fields), timeout=timeout)
+
+    def caption_rules(self, timeout: float | None = None, **fields: Any) -> captioning_pb2.CaptionRulesResponse:
+        return self.call(self.captioning.CaptionRules, captioning_pb2.CaptionRulesRequest(**fields), timeout=timeout)
+
+    def validate_caption(self, timeout: float | None = None, **fields: Any) -> captioning_pb2.CaptionValidation:
+        return self.call(self.captioning.ValidateCaption, captioning_pb2.ValidateCaptionRequest(**fields), timeout=timeout)
+
+    def propose_backgrounds(self, timeout: float | None = None, **fields: Any) -> captioning_pb2.ProposeBackgroundsResponse:
+        return self.call(self.captioning.ProposeBackgrounds, captioning_pb2.ProposeBackgroundsRequest(**fields), timeout=timeout)
+
+    def assign_backgrounds(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> captioning_pb2.BackgroundAssignment:
+        req = captioning_pb2.AssignBackgroundsRequest(**fields)
+        return self.run_job(self.captioning.AssignBackgrounds(req, timeout=timeout), "result", on_progress)

@@ -8,6 +8,10 @@ Layout (every record is the API message as JSON, never a pickle)::
     models/<id>/<version>/model.onnx [, text.onnx]
     embeddings/<id>/embedding.json        the EmbeddingSet record
     embeddings/<id>/<version>/*.npy, skipped.parquet
+    trees/<id>/report.json                a FailureTreesReport; <version>/report.json, rules.parquet
+    directions/<id>/report.json           a FailureDirectionsReport; <version>/class-<c>/*.npy
+    evidence/<id>/report.json             a FeatureEvidenceReport; <version>/feature-<f>/*.png
+    debugsplits/<name>/split.json         a DebugSplit; <version>/*.npy
     texts/<model_id>/<sha>.npy            text embeddings
 
 Artifacts of a new version are written first and the record last, so readers never see a
@@ -27,7 +31,7 @@ from google.protobuf import json_format, message
 
 from failurelens.runtime import errors
 from failurelens.store.base import ArtifactStore, ObjectInfo
-from failurelens.v1 import common_pb2, embedding_pb2, registry_pb2
+from failurelens.v1 import common_pb2, embedding_pb2, registry_pb2, slice_discovery_pb2
 
 M = TypeVar("M", bound=message.Message)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -36,6 +40,10 @@ KINDS = {
     "dataset": ("datasets", "dataset.json", registry_pb2.Dataset, "register it with `failurelens dataset register` or ListDatasets to see what exists"),
     "model": ("models", "model.json", registry_pb2.Model, "register it with `failurelens model register` or ListModels to see what exists"),
     "embedding set": ("embeddings", "embedding.json", embedding_pb2.EmbeddingSet, "create it with Embed or ListEmbeddings to see what exists"),
+    "failure-trees report": ("trees", "report.json", slice_discovery_pb2.FailureTreesReport, "create it with FitFailureTrees"),
+    "failure-directions report": ("directions", "report.json", slice_discovery_pb2.FailureDirectionsReport, "create it with FitFailureDirections"),
+    "feature-evidence report": ("evidence", "report.json", slice_discovery_pb2.FeatureEvidenceReport, "create it with RenderFeatureEvidence"),
+    "debug split": ("debugsplits", "split.json", slice_discovery_pb2.DebugSplit, "create it with SplitDebugSet"),
 }
 
 

@@ -266,6 +266,37 @@ def cmd_embed(ns: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ discover
+def cmd_discover(ns: argparse.Namespace) -> int:
+    """Trees, directions, captions, backgrounds and visual evidence for one classifier's embedding set."""
+    from failurelens.discover import discover, failure_table, print_failure_table
+    from failurelens.v1 import captioning_pb2, embedding_pb2, registry_pb2
+
+    client = _client(ns)
+    st = _store(ns, client)
+    emb = client.call(client.embedding.GetEmbedding, embedding_pb2.GetEmbeddingRequest(embedding_id=ns.predictions))
+    ds = client.call(client.registry.GetDataset, registry_pb2.GetDatasetRequest(dataset_id=emb.dataset_id))
+    vocab = ns.vocabulary
+    if vocab and "://" not in vocab:
+        vocab = st.uri(st.put_json(f"uploads/vocabulary/{Path(vocab).stem}.json", json.loads(Path(vocab).read_text())).key)
+    if not vocab:
+        from failurelens.world.config import default_config
+        from failurelens.world.vocabulary import world_vocabulary
+
+        vocab = st.uri(st.put_json("uploads/vocabulary/world.json", world_vocabulary(default_config())).key)
+    method = captioning_pb2.DIRECTION_CAPTION_METHOD_ALIGNED_IMAGES if ns.direction_captions == "aligned-images" else captioning_pb2.DIRECTION_CAPTION_METHOD_TEXT_SCORE
+    found = discover(client, inspected=ns.predictions, features=ns.features, clip=ns.clip, text_model=ns.text_model, vocabulary_uri=vocab,
+                     class_names=list(ds.class_names), report_prefix=ns.name or "", evidence=not ns.no_evidence, holdout_fraction=ns.holdout,
+                     direction_caption_method=method, bar_factory=progress_bar)
+    print(f"failure trees {found.trees.report_id}: valid-leaf fraction " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(found.trees.valid_leaf_fraction.items())))
+    print(f"failure directions {found.directions.report_id}")
+    print_failure_table(failure_table(found))
+    if found.evidence is not None:
+        print(f"visual evidence: {found.evidence.index.uri}")
+    print(f"rules: {found.trees.rules_table.uri}")
+    return 0
+
+
 def cmd_demo(ns: argparse.Namespace) -> int:
     from failurelens.demo import run_demo
 
@@ -335,6 +366,18 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--id", default="")
     em.add_argument("--overwrite", action="store_true")
     em.set_defaults(fn=cmd_embed)
+
+    dc = sub.add_parser("discover", help="failure trees + directions + captions + backgrounds + visual evidence of a classifier")
+    dc.add_argument("--predictions", required=True, help="embedding set of the inspected CLASSIFIER")
+    dc.add_argument("--features", required=True, help="embedding set of the robust FEATURE_EXTRACTOR (same dataset rows)")
+    dc.add_argument("--clip", required=True, help="embedding set of the IMAGE_TEXT model (same dataset rows)")
+    dc.add_argument("--text-model", required=True, help="the IMAGE_TEXT model (text encoder for captions)")
+    dc.add_argument("--vocabulary", default="", help="caption vocabulary JSON (file or store URI; default: the benchmark world's)")
+    dc.add_argument("--holdout", type=float, default=0.5, help="fraction of each class held out to validate the slices")
+    dc.add_argument("--direction-captions", choices=["text-score", "aligned-images"], default="text-score")
+    dc.add_argument("--no-evidence", action="store_true", help="skip top images / heatmaps / feature attacks")
+    dc.add_argument("--name", default="", help="report id prefix (default: the predictions' embedding set)")
+    dc.set_defaults(fn=cmd_discover)
 
     demo = sub.add_parser("demo", help="the main job: start the stack, register a demo dataset and model, embed, summarise")
     demo.set_defaults(fn=cmd_demo)

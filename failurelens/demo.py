@@ -172,25 +172,25 @@ def run_demo(state_dir: str, store: str = "", splits: tuple[str, ...] = ("test",
     repo = Path(__file__).resolve().parents[1] / "triton_models"
     reported = json.loads((repo / "world_models.json").read_text())["models"]
     world_dir = Path(state_dir).resolve() / "world"
-    print("1/5 rendering the benchmark world (deterministic; 12 shapes x 10 scenes x 8 colours) ...", flush=True)
+    print("1/6 rendering the benchmark world (deterministic; 12 shapes x 10 scenes x 8 colours) ...", flush=True)
     if not (world_dir / "world.json").exists():
         generate_world(default_config(), world_dir, workers=2)
     world = load_world(world_dir)
-    print("2/5 starting the stack (Triton + 7 services) ...", flush=True)
+    print("2/6 starting the stack (Triton + 7 services) ...", flush=True)
     stack = Stack(state_dir, store=store).start()
     try:
         client = FailureLensClient(stack.addresses())
         st = open_store(stack.store)
-        print("3/5 registering the world and the committed models ...", flush=True)
+        print("3/6 registering the world and the committed models ...", flush=True)
         ds = register_world(client, st, world_dir)
         models = register_world_models(client, st, repo)
-        print(f"4/5 embedding the {'+'.join(splits)} split through Triton with every model ...", flush=True)
+        print(f"4/6 embedding the {'+'.join(splits)} split through Triton with every model ...", flush=True)
         res = {}
         for name in models:
             bar = progress_bar(f"embed {name}")
             res[name] = client.embed(on_progress=bar, dataset_id=ds.dataset_id, model_id=name, splits=list(splits), overwrite=True)
             bar.close()  # type: ignore[attr-defined]
-        print("5/5 summarising from the stored artifacts ...", flush=True)
+        print("5/6 summarising from the stored artifacts ...", flush=True)
         manifest = st.get_parquet(st.key_from_uri(ds.manifest.uri)).to_pandas()
         manifest["label"] = [ds.class_names[i] for i in manifest["label"]]
         worst = 100.0
@@ -219,7 +219,23 @@ def run_demo(state_dir: str, store: str = "", splits: tuple[str, ...] = ("test",
                     txt[attr] = ensemble(st.get_npy(st.key_from_uri(emb.embeddings.uri)), groups)
                 acc = zero_shot_accuracy(img, txt, df, world)
                 print(f"\n{name}: zero-shot accuracy from Triton embeddings: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
-        print(f"\nsmallest planted-slice gap over the inspected models: {worst:.1f} pts; total {time.monotonic() - t0:.0f}s; logs in {stack.log_dir}")
+        print(f"\nsmallest planted-slice gap over the inspected models: {worst:.1f} pts")
+        inspected = next(n for n in res if reported[n]["kind"] == "classifier")
+        print(f"\n6/6 discovering the failure modes of {inspected} (trees on world-robust features, directions on world-clip "
+              f"embeddings, captions, backgrounds, visual evidence) ...", flush=True)
+        from failurelens.discover import discover, failure_table, print_failure_table
+        from failurelens.world.vocabulary import world_vocabulary
+
+        vocab_uri = st.uri(st.put_json("uploads/vocabulary/world.json", world_vocabulary(world.config)).key)
+        found = discover(client, inspected=res[inspected].embedding_id, features=res["world-robust"].embedding_id, clip=res["world-clip"].embedding_id,
+                         text_model="world-clip", vocabulary_uri=vocab_uri, class_names=list(ds.class_names), bar_factory=progress_bar)
+        print(f"\nfailure modes of {inspected} on {'+'.join(splits)} (fitted on half of each class, validated on the other half; "
+              f"classes with a valid leaf: {', '.join(f'{k} {v:.2f}' for k, v in sorted(found.trees.valid_leaf_fraction.items()))}):")
+        print_failure_table(failure_table(found))
+        if found.evidence is not None:
+            print(f"\nvisual evidence (top images, CAM heatmaps, feature attacks) of {len(found.evidence.features)} robust features: "
+                  f"{found.evidence.index.uri}")
+        print(f"rules: {found.trees.rules_table.uri}\ntotal {time.monotonic() - t0:.0f}s; logs in {stack.log_dir}")
         return 0
     finally:
         stack.stop()

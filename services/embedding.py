@@ -23,11 +23,11 @@ from failurelens import catalog as cat
 from failurelens.convert import preprocessing_from_proto
 from failurelens.data import images as img
 from failurelens.data.errors import ImageDecodeError, ValidationError, Violation
-from failurelens.data.tokenizer import ClipTokenizer
 from failurelens.runtime import Binding, JobContext, ServiceContext, errors, main
 from failurelens.store import open_store
 from failurelens.store.base import ArtifactStore, ObjectNotFoundError
 from failurelens.triton.client import TritonClient
+from failurelens.triton.texts import TextEncoder
 from failurelens.v1 import common_pb2, embedding_pb2, embedding_pb2_grpc, registry_pb2
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         self.store = store or open_store(ctx.config.store or None)
         self.catalog = cat.Catalog(self.store)
         self.triton = triton or TritonClient(ctx.config.triton_url, use_shared_memory=bool(ctx.config.triton_shared_memory))
-        self._tokenizers: dict[int, ClipTokenizer] = {}
+        self.texts = TextEncoder(self.triton)
 
     async def Embed(self, request: embedding_pb2.EmbedRequest, context: grpc.aio.ServicerContext):
         if request.batch_size < 0 or request.batch_size > 1024:
@@ -118,7 +118,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         input_name = meta["inputs"][0]["name"]
         out_shapes = {o["name"]: tuple(int(d) for d in o["shape"][1:]) for o in meta["outputs"]}
         policy = request.corrupt_image_policy or common_pb2.CORRUPT_IMAGE_POLICY_SKIP_AND_REPORT
-        bs = self._max_batch(triton_model, request.batch_size or 32)
+        bs = self.triton.max_batch_size(triton_model, request.batch_size or 32)
         uris = df["uri"].to_numpy()
         n = len(rows)
         keep = np.ones(n, dtype=bool)
@@ -197,13 +197,6 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         job.progress("write", 1, 1, "done", force=True)
         return result
 
-    def _max_batch(self, triton_model: str, want: int) -> int:
-        """``want``, capped by the Triton model's max_batch_size (0 = no batching: 1)."""
-        cfg = self.triton.model_config(triton_model)
-        cfg = cfg.get("config", cfg)
-        mbs = int(cfg.get("max_batch_size", 0) or 0)
-        return max(1, min(want, mbs)) if mbs else 1
-
     async def EmbedTexts(self, request: embedding_pb2.EmbedTextsRequest, context: grpc.aio.ServicerContext) -> embedding_pb2.EmbedTextsResponse:
         model = self.catalog.model(request.model_id)
         if model.kind != registry_pb2.MODEL_KIND_IMAGE_TEXT:
@@ -218,16 +211,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         return await self.ctx.jobs.run(context, "EmbedTexts", lambda job: self._embed_texts(model, texts, request.name, job))
 
     def _embed_texts(self, model: registry_pb2.Model, texts: list[str], name: str, job: JobContext) -> embedding_pb2.EmbedTextsResponse:
-        ctx_len = model.tokenizer.context_length or 77
-        tok = self._tokenizers.setdefault(ctx_len, ClipTokenizer(context_length=ctx_len))
-        ids = tok.encode(texts)
-        text_model = model.triton_models[1]
-        step = self._max_batch(text_model, 256)
-        chunks = []
-        for s in range(0, len(ids), step):
-            job.check()
-            chunks.append(self.triton.infer(text_model, {"input_ids": ids[s:s + step]}, ["embeddings"], timeout_s=job.timeout(60.0))["embeddings"])
-        emb = np.concatenate(chunks).astype(np.float32)
+        emb = self.texts.encode(model.triton_models[1], model.tokenizer.context_length or 77, texts, check=job.check, timeout=job.timeout)
         digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
         key = f"texts/{model.model_id}/{name or digest}"
         self.store.put_json(key + ".json", texts)

@@ -258,6 +258,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                     trepo.write_model(self.repo_dir, spec, data)
                     self.triton.load_model(name)
                     job.progress("triton", i + 1, len(names), f"{name} ready", force=True)
+                if record.kind == registry_pb2.MODEL_KIND_FEATURE_EXTRACTOR:
+                    attack = self._install_attack_model(request.name, onnx_bytes, pp)
+                    if attack:
+                        names.append(attack)
             except BaseException:
                 for name in names:
                     self._unload(name)
@@ -266,6 +270,20 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             record.created_at.GetCurrentTime()
             self.catalog.put("model", request.name, record)
         return record
+
+    def _install_attack_model(self, name: str, onnx_bytes: bytes, pp: Any) -> str:
+        """The feature-attack model ``<name>__attack`` (python backend, torch) beside a feature
+        extractor, for visual evidence. Best effort: a Triton without torch in its python backend
+        serves the extractor without attacks (RenderFeatureEvidence then says so)."""
+        attack = name + trepo.ATTACK_SUFFIX
+        try:
+            trepo.write_attack_model(self.repo_dir, name, onnx_bytes, pp.mean, pp.std, pp.input_size)
+            self.triton.load_model(attack)
+            return attack
+        except Exception:  # noqa: BLE001 - the extractor itself is fine; evidence reports the missing attack model
+            log.warning("could not install the feature-attack model %s; feature attacks will be unavailable", attack, exc_info=True)
+            self._unload(attack)
+            return ""
 
     def _unload(self, name: str) -> None:
         try:

@@ -289,6 +289,13 @@ class TritonClient:
     def model_config(self, name: str, version: str = "", timeout_s: float | None = None) -> dict[str, Any]:
         return self._call(lambda t: self._grpc.get_model_config(name, version, as_json=True, client_timeout=t), timeout_s)["config"]
 
+    def max_batch_size(self, name: str, want: int) -> int:
+        """``want`` capped by the model's ``max_batch_size`` (a model without batching takes 1)."""
+        cfg = self.model_config(name)
+        cfg = cfg.get("config", cfg)
+        mbs = int(cfg.get("max_batch_size", 0) or 0)
+        return max(1, min(want, mbs)) if mbs else 1
+
     def inference_statistics(self, name: str = "", version: str = "", timeout_s: float | None = None) -> dict[str, Any]:
         """Triton's per-model statistics (``inference_count``, ``execution_count``, ...)."""
         return self._call(

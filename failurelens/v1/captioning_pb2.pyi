@@ -1,11 +1,21 @@
 from failurelens.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DirectionCaptionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIRECTION_CAPTION_METHOD_UNSPECIFIED: _ClassVar[DirectionCaptionMethod]
+    DIRECTION_CAPTION_METHOD_TEXT_SCORE: _ClassVar[DirectionCaptionMethod]
+    DIRECTION_CAPTION_METHOD_ALIGNED_IMAGES: _ClassVar[DirectionCaptionMethod]
+DIRECTION_CAPTION_METHOD_UNSPECIFIED: DirectionCaptionMethod
+DIRECTION_CAPTION_METHOD_TEXT_SCORE: DirectionCaptionMethod
+DIRECTION_CAPTION_METHOD_ALIGNED_IMAGES: DirectionCaptionMethod
 
 class CaptionVocabulary(_message.Message):
     __slots__ = ("templates", "attributes", "vocabulary_uri")
@@ -37,18 +47,22 @@ class Caption(_message.Message):
     def __init__(self, text: _Optional[str] = ..., score: _Optional[float] = ..., attribute: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class CaptionDirectionsRequest(_message.Message):
-    __slots__ = ("report_id", "text_model_id", "vocabulary", "top_k", "classes")
+    __slots__ = ("report_id", "text_model_id", "vocabulary", "top_k", "classes", "method", "aligned_images")
     REPORT_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     VOCABULARY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    ALIGNED_IMAGES_FIELD_NUMBER: _ClassVar[int]
     report_id: str
     text_model_id: str
     vocabulary: CaptionVocabulary
     top_k: int
     classes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, report_id: _Optional[str] = ..., text_model_id: _Optional[str] = ..., vocabulary: _Optional[_Union[CaptionVocabulary, _Mapping]] = ..., top_k: _Optional[int] = ..., classes: _Optional[_Iterable[int]] = ...) -> None: ...
+    method: DirectionCaptionMethod
+    aligned_images: int
+    def __init__(self, report_id: _Optional[str] = ..., text_model_id: _Optional[str] = ..., vocabulary: _Optional[_Union[CaptionVocabulary, _Mapping]] = ..., top_k: _Optional[int] = ..., classes: _Optional[_Iterable[int]] = ..., method: _Optional[_Union[DirectionCaptionMethod, str]] = ..., aligned_images: _Optional[int] = ...) -> None: ...
 
 class ClassCaptions(_message.Message):
     __slots__ = ("class_index", "class_name", "positive", "negative")
@@ -185,7 +199,7 @@ class ProposeBackgroundsResponse(_message.Message):
     def __init__(self, classes: _Optional[_Iterable[_Union[ClassBackgrounds, _Mapping]]] = ..., source: _Optional[str] = ..., num_duplicates_removed: _Optional[int] = ...) -> None: ...
 
 class AssignBackgroundsRequest(_message.Message):
-    __slots__ = ("clip_embedding_id", "prediction_embedding_id", "text_model_id", "backgrounds", "rows_uri", "top_k", "template")
+    __slots__ = ("clip_embedding_id", "prediction_embedding_id", "text_model_id", "backgrounds", "rows_uri", "top_k", "template", "vocabulary")
     CLIP_EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTION_EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +207,7 @@ class AssignBackgroundsRequest(_message.Message):
     ROWS_URI_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    VOCABULARY_FIELD_NUMBER: _ClassVar[int]
     clip_embedding_id: str
     prediction_embedding_id: str
     text_model_id: str
@@ -200,7 +215,8 @@ class AssignBackgroundsRequest(_message.Message):
     rows_uri: str
     top_k: int
     template: str
-    def __init__(self, clip_embedding_id: _Optional[str] = ..., prediction_embedding_id: _Optional[str] = ..., text_model_id: _Optional[str] = ..., backgrounds: _Optional[_Iterable[_Union[ClassBackgrounds, _Mapping]]] = ..., rows_uri: _Optional[str] = ..., top_k: _Optional[int] = ..., template: _Optional[str] = ...) -> None: ...
+    vocabulary: CaptionVocabulary
+    def __init__(self, clip_embedding_id: _Optional[str] = ..., prediction_embedding_id: _Optional[str] = ..., text_model_id: _Optional[str] = ..., backgrounds: _Optional[_Iterable[_Union[ClassBackgrounds, _Mapping]]] = ..., rows_uri: _Optional[str] = ..., top_k: _Optional[int] = ..., template: _Optional[str] = ..., vocabulary: _Optional[_Union[CaptionVocabulary, _Mapping]] = ...) -> None: ...
 
 class BackgroundCount(_message.Message):
     __slots__ = ("background", "count")

@@ -1,0 +1,103 @@
+"""Failure discovery on a registered dataset through the running services (client side).
+
+:func:`discover` runs, for one inspected classifier: failure trees on the robust features (label
+and prediction grouping), failure directions on the image–text embeddings, captions for both,
+uncommon backgrounds of each class's failures, and the visual evidence of the rules' features.
+:func:`failure_table` turns the results into one row per class (the main job prints it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from failurelens.v1 import captioning_pb2, common_pb2
+
+Bar = Callable[[str], Any]
+
+
+@dataclasses.dataclass
+class Discovery:
+    trees: Any
+    directions: Any
+    rule_captions: Any
+    direction_captions: Any
+    backgrounds: Any
+    assignment: Any
+    evidence: Any = None
+
+
+def _closing(bar_factory: Bar | None, name: str):  # noqa: ANN202
+    if bar_factory is None:
+        return None, lambda: None
+    bar = bar_factory(name)
+    return bar, getattr(bar, "close", lambda: None)
+
+
+def discover(client: Any, *, inspected: str, features: str, clip: str, text_model: str, vocabulary_uri: str, class_names: list[str],
+             report_prefix: str = "", evidence: bool = True, top_k: int = 3, holdout_fraction: float = 0.5, seed: int = 0,
+             direction_caption_method: int = captioning_pb2.DIRECTION_CAPTION_METHOD_TEXT_SCORE, bar_factory: Bar | None = None) -> Discovery:
+    """Run every discovery step; ``inspected``/``features``/``clip`` are embedding set ids."""
+    prefix = report_prefix or inspected
+    bar, done = _closing(bar_factory, "failure trees")
+    trees = client.fit_failure_trees(on_progress=bar, feature_embedding_id=features, prediction_embedding_id=inspected, report_id=f"{prefix}-trees",
+                                     overwrite=True, holdout_fraction=holdout_fraction, seed=seed)
+    done()
+    bar, done = _closing(bar_factory, "failure directions")
+    directions = client.fit_failure_directions(on_progress=bar, clip_embedding_id=clip, prediction_embedding_id=inspected, report_id=f"{prefix}-directions",
+                                               overwrite=True, holdout_fraction=holdout_fraction, seed=seed)
+    done()
+    vocab = captioning_pb2.CaptionVocabulary(vocabulary_uri=vocabulary_uri)
+    rule_captions = client.caption_rules(report_id=trees.report_id, text_model_id=text_model, clip_embedding_id=clip, vocabulary=vocab, top_k=top_k)
+    direction_captions = client.caption_directions(report_id=directions.report_id, text_model_id=text_model, vocabulary=vocab, top_k=top_k,
+                                                   method=direction_caption_method)
+    backgrounds = client.propose_backgrounds(class_names=class_names, vocabulary_uri=vocabulary_uri, per_class=12, text_model_id=text_model)
+    bar, done = _closing(bar_factory, "assign backgrounds")
+    assignment = client.assign_backgrounds(on_progress=bar, clip_embedding_id=clip, prediction_embedding_id=inspected, text_model_id=text_model,
+                                           backgrounds=list(backgrounds.classes), top_k=top_k, vocabulary=vocab)
+    done()
+    ev = None
+    if evidence and trees.rules:
+        bar, done = _closing(bar_factory, "visual evidence")
+        ev = client.render_feature_evidence(on_progress=bar, report_id=trees.report_id, top_k=6, heatmaps=True, feature_attack=True)
+        done()
+    return Discovery(trees, directions, rule_captions, direction_captions, backgrounds, assignment, ev)
+
+
+def failure_table(d: Discovery) -> list[dict[str, Any]]:
+    """Per class: its most important valid label-grouping rule (ER/EC on the fitting rows and on the
+    held-out rows), that rule's top caption, the failure direction's top caption and the most
+    frequent backgrounds of the class's failures."""
+    rule_caps = {(r.class_index, r.grouping, r.leaf_id): r.captions for r in d.rule_captions.rules}
+    dir_caps = {c.class_index: c.positive for c in d.direction_captions.classes}
+    bgs = {c.class_index: c.top for c in d.assignment.classes}
+    directions = {x.class_index: x for x in d.directions.directions}
+    rows = []
+    classes = sorted({r.class_index for r in d.trees.rules} | set(directions))
+    for c in classes:
+        rules = [r for r in d.trees.rules if r.class_index == c and r.grouping == common_pb2.GROUPING_LABEL]
+        best = max(rules, key=lambda r: r.importance, default=None)
+        direction = directions.get(c)
+        name = best.class_name if best else (direction.class_name if direction else str(c))
+        caps = rule_caps.get((c, best.grouping, best.leaf_id)) if best else None
+        rows.append({
+            "class": name,
+            "rule": best.text if best else "-",
+            "er": best.error_rate if best else float("nan"),
+            "ec": best.error_coverage if best else float("nan"),
+            "holdout_er": best.holdout.error_rate if best else float("nan"),
+            "validated": bool(best and best.holdout.validated),
+            "rule_caption": caps[0].text if caps else "-",
+            "direction_caption": dir_caps[c][0].text if dir_caps.get(c) else "-",
+            "direction_validated": bool(direction and direction.holdout.validated),
+            "backgrounds": ", ".join(f"{b.background} ({b.count})" for b in bgs.get(c, [])) or "-",
+        })
+    return rows
+
+
+def print_failure_table(rows: list[dict[str, Any]], out: Callable[[str], None] = print) -> None:
+    out(f"{'class':10s} {'rule (label grouping)':42s} {'ER':>5s} {'EC':>5s} {'ER*':>5s} {'ok':2s} {'rule caption':34s} {'direction caption':34s} backgrounds of failures")
+    for r in rows:
+        out(f"{r['class']:10s} {r['rule'][:42]:42s} {r['er']:5.2f} {r['ec']:5.2f} {r['holdout_er']:5.2f} {'v' if r['validated'] else ' ':2s} "
+            f"{r['rule_caption'][:34]:34s} {r['direction_caption'][:34]:34s} {r['backgrounds']}")
+    out("ER/EC: error rate / error coverage of the rule on the fitting rows; ER*: error rate on held-out rows; v: validated (BH q <= 0.05)")
