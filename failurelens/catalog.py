@@ -49,7 +49,7 @@ KINDS = {
 
 def validate_id(kind: str, value: str, field: str) -> str:
     if not value:
-        raise errors.InvalidArgument.field(field, f"a {kind} name is required")
+        raise errors.InvalidArgument.field(field, f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} name is required")
     if not _ID.match(value) or ".." in value:
         raise errors.InvalidArgument.field(
             field, f"{value!r} is not a valid {kind} name: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"

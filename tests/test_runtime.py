@@ -17,8 +17,8 @@ from grpc_status import rpc_status
 from failurelens.data.errors import ValidationError, Violation
 from failurelens.runtime import Binding, ServiceContext, errors
 from failurelens.runtime.errors import unpack_details
-from failurelens.services import slice_discovery
-from failurelens.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc, slice_discovery_pb2, slice_discovery_pb2_grpc
+from failurelens.services import generation
+from failurelens.v1 import common_pb2, generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 from tests._fixtures.servers import running
 
 TOKEN = "s3cret-token"
@@ -239,15 +239,15 @@ def test_graceful_shutdown_sets_not_serving_and_lets_running_calls_finish():
 
 
 def test_planned_service_answers_unimplemented_with_a_note():
-    with running("slice_discovery", slice_discovery.build) as ts:
+    with running("generation", generation.build) as ts:
         ch = grpc.insecure_channel(ts.address)
-        stub = slice_discovery_pb2_grpc.SliceDiscoveryStub(ch)
+        stub = generation_pb2_grpc.GenerationStub(ch)
         with pytest.raises(grpc.RpcError) as ei:
-            list(stub.FitFailureTrees(slice_discovery_pb2.FitFailureTreesRequest()))
+            list(stub.Generate(generation_pb2.GenerateRequest()))
         assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "FitFailureTrees is not implemented yet" in ei.value.details()
+        assert "Generate is not implemented yet" in ei.value.details()
         with pytest.raises(grpc.RpcError) as ei:
-            stub.SplitDebugSet(slice_discovery_pb2.SplitDebugSetRequest())
+            stub.ListGenerators(generation_pb2.ListGeneratorsRequest())
         assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="failurelens.v1.SliceDiscovery")).status == 1
+        assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="failurelens.v1.Generation")).status == 1
         ch.close()
