@@ -466,3 +466,52 @@ def test_module_classifiers_and_errors(out_dir: Path):
     with pytest.raises(E.ExportError, match="vocab_size"):
         E.export_open_clip("tiny", None, out_dir / "c", model_config=small_vocab)
     assert not (out_dir / "c").exists()
+
+
+@pytest.mark.triton
+@pytest.mark.slow
+def test_full_size_exports_through_registry_and_embedding_service(robust_export, clip_export, out_dir: Path, tmp_path: Path):
+    """The user's path end to end: the full-size robust ResNet-50 and ViT-B-32 exports registered
+    through the Registry (validated, smoke-run, placed into Triton; the extractor also gets its
+    feature-attack model), images embedded by the Embedding service, texts by EmbedTexts - the
+    same numbers as onnxruntime in-process on the same preprocessed images."""
+    from failurelens.clients import FailureLensClient, upload_dataset, upload_file
+    from failurelens.convert import preprocessing_to_proto
+    from failurelens.data.images import Preprocessing, preprocess, read_image
+    from failurelens.demo import write_dataset
+    from failurelens.stack import Stack
+    from failurelens.store import open_store
+    from failurelens.v1 import registry_pb2
+
+    _, robust = robust_export
+    data = write_dataset(tmp_path / "shapes", {"test": 1})  # 4 images, one per class
+    with Stack(tmp_path / "state") as stack:
+        client = FailureLensClient(stack.addresses())
+        st = open_store(stack.store)
+        uri, names = upload_dataset(st, data, "shapes")
+        ds = client.register_dataset(name="shapes", manifest_uri=uri, class_names=names)
+        manifest = st.get_parquet(st.key_from_uri(ds.manifest.uri)).to_pandas()
+        images = [read_image(st, st.key_from_uri(u)) for u in manifest["uri"]]
+
+        pp_r = Preprocessing.from_dict(robust.preprocessing)
+        m = client.register_model(name="robust-r50", kind=registry_pb2.MODEL_KIND_FEATURE_EXTRACTOR, max_batch_size=4,
+                                  onnx_uri=upload_file(st, robust.path, "uploads/models/robust-r50.onnx"), preprocessing=preprocessing_to_proto(pp_r))
+        assert m.has_feature_map and m.triton_models[-1] == "robust-r50__attack"
+        e = client.embed(dataset_id="shapes", model_id="robust-r50", include_feature_map=True, batch_size=4)
+        ref = _ort(robust.path, {"images": preprocess(images, pp_r)}, ["features", "feature_map"])
+        got_f, got_m = (st.get_npy(st.key_from_uri(getattr(e, f).uri)) for f in ("features", "feature_map"))
+        assert got_f.shape == (4, 2048) and got_m.shape == (4, 2048, 7, 7)
+        assert _maxdiff(got_f, ref["features"]) < TOL and _maxdiff(got_m, ref["feature_map"]) < TOL
+
+        pp_c = Preprocessing.from_dict(clip_export.preprocessing)
+        client.register_model(name="clip-b32", kind=registry_pb2.MODEL_KIND_IMAGE_TEXT, max_batch_size=4,
+                              onnx_uri=upload_file(st, clip_export.paths["image"], "uploads/models/clip-b32/image.onnx"),
+                              text_onnx_uri=upload_file(st, clip_export.paths["text"], "uploads/models/clip-b32/text.onnx"),
+                              tokenizer=registry_pb2.Tokenizer(kind="clip_bpe", context_length=77), preprocessing=preprocessing_to_proto(pp_c))
+        ec = client.embed(dataset_id="shapes", model_id="clip-b32")
+        ref_i = _ort(clip_export.paths["image"], {"images": preprocess(images, pp_c)}, ["embeddings"])["embeddings"]
+        assert _maxdiff(st.get_npy(st.key_from_uri(ec.image_embeddings.uri)), ref_i) < TOL
+        t = client.embed_texts("clip-b32", TEXTS)
+        ref_t = _ort(clip_export.paths["text"], {"input_ids": ClipTokenizer(77).encode(TEXTS)}, ["embeddings"])["embeddings"]
+        assert _maxdiff(st.get_npy(st.key_from_uri(t.embeddings.uri)), ref_t) < TOL
+        client.close()
