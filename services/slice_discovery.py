@@ -165,17 +165,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
     def _fit_trees(self, request: sd.FitFailureTreesRequest, feats: Any, outcomes: inp.Outcomes, dataset: registry_pb2.Dataset,
                    classes: list[int] | None, params: dict[str, Any], report_id: str, job: JobContext) -> sd.FailureTreesReport:
         names = list(dataset.class_names)
-        frows = self.catalog.load_array(feats.rows)
-        ia, ib = inp.align(frows, outcomes.rows, "feature_embedding_id/prediction_embedding_id")
-        out = outcomes.take(ib)
-        with tempfile.TemporaryDirectory(prefix="fl-trees-") as tmp:
-            job.progress("load", 0, 1, "copying features", force=True)
-            path = inp.local_matrix(self.store, feats.features, tmp, "features", ia)
-            model = FailureTrees(**params, n_jobs=n_jobs())
-            try:
-                model.fit(path, out.labels, out.predictions, classes=classes, progress=lambda s, d, t: job.progress(s, d, t), check=job.check)
-            except ValueError as exc:
-                raise errors.FailedPrecondition.violation("EMBEDDING", feats.embedding_id, f"the stored inputs cannot be analysed: {exc}") from None
+        model, out = self._fit_per_class(FailureTrees(**params, n_jobs=n_jobs()), feats, "features", outcomes, classes, job)
         trees = model.trees_
         job.progress("write", 0, 1, "writing the report", force=True)
         report = sd.FailureTreesReport(report_id=report_id, feature_embedding_id=feats.embedding_id, prediction_embedding_id=out.embedding.embedding_id,
@@ -194,6 +184,22 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
             self.catalog.put(TREES, report_id, report)
         job.progress("write", 1, 1, "done", force=True)
         return report
+
+    def _fit_per_class(self, estimator: Any, emb: Any, field: str, outcomes: inp.Outcomes, classes: list[int] | None, job: JobContext,
+                       confidences: bool = False) -> tuple[Any, inp.Outcomes]:
+        """Fit a per-class discovery estimator on the stored matrix ``emb.<field>`` (copied to a local
+        ``.npy``, rows matched with the predictions); returns it and the matched predictions."""
+        ia, ib = inp.align(self.catalog.load_array(emb.rows), outcomes.rows, f"{field} / prediction_embedding_id")
+        out = outcomes.take(ib)
+        extra = {"confidences": out.confidences} if confidences else {}
+        with tempfile.TemporaryDirectory(prefix="fl-discovery-") as tmp:
+            job.progress("load", 0, 1, f"copying {field}", force=True)
+            path = inp.local_matrix(self.store, getattr(emb, field), tmp, field, ia)
+            try:
+                estimator.fit(path, out.labels, out.predictions, classes=classes, progress=lambda s, d, t: job.progress(s, d, t), check=job.check, **extra)
+            except ValueError as exc:
+                raise errors.FailedPrecondition.violation("EMBEDDING", emb.embedding_id, f"the stored inputs cannot be analysed: {exc}") from None
+        return estimator, out
 
     async def GetFailureTrees(self, request: sd.GetReportRequest, context: grpc.aio.ServicerContext) -> sd.FailureTreesReport:
         return self.catalog.get(TREES, request.report_id, "report_id")  # type: ignore[return-value]
@@ -232,18 +238,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
     def _fit_directions(self, request: sd.FitFailureDirectionsRequest, clip: Any, outcomes: inp.Outcomes, dataset: registry_pb2.Dataset,
                         classes: list[int] | None, params: dict[str, Any], report_id: str, job: JobContext) -> sd.FailureDirectionsReport:
         names = list(dataset.class_names)
-        crow = self.catalog.load_array(clip.rows)
-        ia, ib = inp.align(crow, outcomes.rows, "clip_embedding_id/prediction_embedding_id")
-        out = outcomes.take(ib)
-        with tempfile.TemporaryDirectory(prefix="fl-directions-") as tmp:
-            job.progress("load", 0, 1, "copying embeddings", force=True)
-            path = inp.local_matrix(self.store, clip.image_embeddings, tmp, "image_embeddings", ia)
-            model = FailureDirections(**params, n_jobs=n_jobs())
-            try:
-                model.fit(path, out.labels, out.predictions, confidences=out.confidences, classes=classes,
-                          progress=lambda s, d, t: job.progress(s, d, t), check=job.check)
-            except ValueError as exc:
-                raise errors.FailedPrecondition.violation("EMBEDDING", clip.embedding_id, f"the stored inputs cannot be analysed: {exc}") from None
+        model, out = self._fit_per_class(FailureDirections(**params, n_jobs=n_jobs()), clip, "image_embeddings", outcomes, classes, job, confidences=True)
         report = sd.FailureDirectionsReport(report_id=report_id, clip_embedding_id=clip.embedding_id, prediction_embedding_id=out.embedding.embedding_id)
         full: dict[str, Any] = {"report_id": report_id, "dataset_id": dataset.dataset_id, "class_names": names,
                                 "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}, "directions": []}

@@ -464,17 +464,22 @@ def write_model(
                 target.write_bytes(onnx_model.SerializeToString())
             else:
                 shutil.copyfile(os.fspath(onnx_model), target)
-        # mkdtemp makes 0700 dirs; a server running as another user must be able to read.
-        dmode, fmode = _default_mode(True), _default_mode(False)
-        for root, dirs, files in os.walk(staging):
-            os.chmod(root, dmode)
-            for f in files:
-                os.chmod(os.path.join(root, f), fmode)
-        _install(staging, final)
+        _publish(staging, final)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Make a staged model folder readable by a server running as another user (mkdtemp makes
+    0700 dirs) and move it into place."""
+    dmode, fmode = _default_mode(True), _default_mode(False)
+    for root, _dirs, files in os.walk(staging):
+        os.chmod(root, dmode)
+        for f in files:
+            os.chmod(os.path.join(root, f), fmode)
+    _install(staging, final)
 
 
 def remove_model(repo_dir: str | os.PathLike[str], name: str) -> bool:
@@ -633,12 +638,7 @@ def write_attack_model(
             shutil.copyfile(os.fspath(onnx_path), vdir / "model.onnx")  # the served bytes, unchanged
         else:
             (vdir / "model.onnx").write_bytes(bytes(onnx_path) if isinstance(onnx_path, (bytes, bytearray, memoryview)) else model.SerializeToString())
-        dmode, fmode = _default_mode(True), _default_mode(False)
-        for root, _dirs, files in os.walk(staging):
-            os.chmod(root, dmode)
-            for f in files:
-                os.chmod(os.path.join(root, f), fmode)
-        _install(staging, final)
+        _publish(staging, final)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
