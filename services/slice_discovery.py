@@ -149,9 +149,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         inp.same_dataset(feats, outcomes.embedding)
         dataset = self.catalog.dataset(feats.dataset_id)
         classes = inp.check_classes(list(request.classes), len(dataset.class_names))
-        report_id = _report_id("trees", request, request.report_id)
-        if self.catalog.exists(TREES, report_id) and not request.overwrite:
-            raise errors.AlreadyExists.resource(TREES, report_id)
+        report_id = self._new_report_id(TREES, "trees", request)
         params = dict(max_depth=depth, top_k_features=min(top_k, max(1, feats.features.shape[1] if len(feats.features.shape) > 1 else top_k)), tau=tau,
                       delta=delta, min_leaf_size=min_leaf, groupings=tuple(groupings), holdout_fraction=holdout, fdr_alpha=alpha, seed=int(request.seed))
 
@@ -184,6 +182,13 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
             self.catalog.put(TREES, report_id, report)
         job.progress("write", 1, 1, "done", force=True)
         return report
+
+    def _new_report_id(self, kind: str, prefix: str, request: Any) -> str:
+        """The request's report_id (or one derived from the request), free unless overwrite is set."""
+        report_id = _report_id(prefix, request, request.report_id)
+        if self.catalog.exists(kind, report_id) and not request.overwrite:
+            raise errors.AlreadyExists.resource(kind, report_id)
+        return report_id
 
     def _fit_per_class(self, estimator: Any, emb: Any, field: str, outcomes: inp.Outcomes, classes: list[int] | None, job: JobContext,
                        confidences: bool = False) -> tuple[Any, inp.Outcomes]:
@@ -223,9 +228,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         inp.same_dataset(clip, outcomes.embedding)
         dataset = self.catalog.dataset(clip.dataset_id)
         classes = inp.check_classes(list(request.classes), len(dataset.class_names))
-        report_id = _report_id("directions", request, request.report_id)
-        if self.catalog.exists(DIRECTIONS, report_id) and not request.overwrite:
-            raise errors.AlreadyExists.resource(DIRECTIONS, report_id)
+        report_id = self._new_report_id(DIRECTIONS, "directions", request)
         params = dict(c_grid=tuple(c_grid), cv_folds=folds, top_k=top_k, holdout_fraction=holdout, fdr_alpha=alpha, seed=int(request.seed))
 
         def work(job: JobContext) -> sd.FailureDirectionsReport:
