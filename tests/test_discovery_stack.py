@@ -222,6 +222,31 @@ def test_bad_requests_get_clear_statuses_and_leave_nothing_behind(w):
         c.fit_failure_trees(feature_embedding_id="nan-features", prediction_embedding_id=conv, report_id="nan-trees")
     assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "7" in e.value.details_text
     assert _no_objects(w, "trees/nan-trees/")
+    # misaligned: an embedding set whose rows are none of the predictions' rows
+    shifted = type(rec)()
+    shifted.CopyFrom(rec)
+    shifted.embedding_id = "shifted-rows"
+    shifted.rows.uri = w.st.uri(w.st.put_npy("embeddings/shifted-rows/v/rows.npy", arr(w, rec.rows) + 10**6).key)
+    catalog.put("embedding set", "shifted-rows", shifted)
+    with pytest.raises(FailureLensError) as e:
+        c.fit_failure_trees(feature_embedding_id="shifted-rows", prediction_embedding_id=conv, report_id="shifted-trees")
+    assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "share no dataset rows" in e.value.details_text
+    assert _no_objects(w, "trees/shifted-trees/")
+    # a class without errors and a class with only errors: skipped with the reason, not an error
+    prec = catalog.embedding(conv)
+    labels, preds = arr(w, prec.labels), arr(w, prec.predictions).copy()
+    preds[labels == 0] = 0
+    preds[labels == 1] = 2
+    crafted = type(prec)()
+    crafted.CopyFrom(prec)
+    crafted.embedding_id = "crafted-preds"
+    crafted.predictions.uri = w.st.uri(w.st.put_npy("embeddings/crafted-preds/v/predictions.npy", preds).key)
+    catalog.put("embedding set", "crafted-preds", crafted)
+    r = c.fit_failure_trees(feature_embedding_id=robust, prediction_embedding_id="crafted-preds", report_id="crafted", classes=[0, 1], groupings=[common_pb2.GROUPING_LABEL])
+    reasons = {t["class_index"]: t["skipped_reason"] for t in w.st.get_json(w.st.key_from_uri(r.report.uri))["trees"]}
+    assert reasons == {0: "no errors in this group", 1: "only errors in this group"} and not r.rules
+    d = c.fit_failure_directions(clip_embedding_id=clip, prediction_embedding_id="crafted-preds", report_id="crafted-d", classes=[0, 1])
+    assert [x.skipped_reason for x in d.directions] == ["no errors", "only errors"] and not d.directions[0].direction.uri
     # a class with no errors in a group is skipped with a reason, not an error
     r = c.fit_failure_trees(feature_embedding_id=robust, prediction_embedding_id=conv, report_id="t-depth1", max_depth=1, tau=0.0, delta=0.0)
     full = w.st.get_json(w.st.key_from_uri(r.report.uri))
