@@ -46,11 +46,6 @@ EVIDENCE = "feature-evidence report"
 DEBUG_SPLIT = "debug split"
 
 
-def n_jobs() -> int:
-    """Worker processes for per-class fitting (FAILURELENS_DISCOVERY_JOBS, default: all cores)."""
-    return max(1, int(os.environ.get("FAILURELENS_DISCOVERY_JOBS", "0") or 0) or (os.cpu_count() or 1))
-
-
 def _report_id(prefix: str, request: Any, given: str) -> str:
     if given:
         return cat.validate_id("report", given, "report_id")
@@ -116,6 +111,8 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         self.store = store or open_store(ctx.config.store or None)
         self.catalog = cat.Catalog(self.store)
         self._triton = triton
+        # worker processes for per-class fitting (FAILURELENS_DISCOVERY_JOBS / --discovery-jobs; 0 = all cores)
+        self.n_jobs = ctx.config.discovery_jobs or (os.cpu_count() or 1)
 
     @property
     def triton(self) -> TritonClient:
@@ -163,7 +160,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
     def _fit_trees(self, request: sd.FitFailureTreesRequest, feats: Any, outcomes: inp.Outcomes, dataset: registry_pb2.Dataset,
                    classes: list[int] | None, params: dict[str, Any], report_id: str, job: JobContext) -> sd.FailureTreesReport:
         names = list(dataset.class_names)
-        model, out = self._fit_per_class(FailureTrees(**params, n_jobs=n_jobs()), feats, "features", outcomes, classes, job)
+        model, out = self._fit_per_class(FailureTrees(**params, n_jobs=self.n_jobs), feats, "features", outcomes, classes, job)
         trees = model.trees_
         job.progress("write", 0, 1, "writing the report", force=True)
         report = sd.FailureTreesReport(report_id=report_id, feature_embedding_id=feats.embedding_id, prediction_embedding_id=out.embedding.embedding_id,
@@ -241,7 +238,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
     def _fit_directions(self, request: sd.FitFailureDirectionsRequest, clip: Any, outcomes: inp.Outcomes, dataset: registry_pb2.Dataset,
                         classes: list[int] | None, params: dict[str, Any], report_id: str, job: JobContext) -> sd.FailureDirectionsReport:
         names = list(dataset.class_names)
-        model, out = self._fit_per_class(FailureDirections(**params, n_jobs=n_jobs()), clip, "image_embeddings", outcomes, classes, job, confidences=True)
+        model, out = self._fit_per_class(FailureDirections(**params, n_jobs=self.n_jobs), clip, "image_embeddings", outcomes, classes, job, confidences=True)
         report = sd.FailureDirectionsReport(report_id=report_id, clip_embedding_id=clip.embedding_id, prediction_embedding_id=out.embedding.embedding_id)
         full: dict[str, Any] = {"report_id": report_id, "dataset_id": dataset.dataset_id, "class_names": names,
                                 "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}, "directions": []}

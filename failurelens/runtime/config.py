@@ -29,6 +29,7 @@ class ServiceConfig:
     state_dir: str = ".state"
     port_file: str = ""  # if set, "port metrics_port" is written here once serving
     workers: int = 2  # threads for blocking job work
+    discovery_jobs: int = 0  # worker processes for per-class discovery fitting (0: all cores)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "ServiceConfig":
