@@ -204,8 +204,17 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
         out = outcomes.take(oi)
         clip_emb = self.catalog.load_array(clip.image_embeddings)[ci].astype(np.float32)
         rules = [(t, leaf) for t in trees for leaf in t.leaves if leaf.valid]
-        cands = {t.class_index: self._candidates(names[t.class_index], attributes, templates) for t, _ in rules}
-        text_emb = dict(zip(cands, self._candidate_embeddings(model, list(cands.values()), job)))
+        # label grouping: captions of the class itself. Prediction grouping: the rule's images are
+        # other classes' images predicted as this one, so the candidates name every class
+        # ("a photo of a ring on the road" for rings on roads predicted as arrows).
+        per_class = {c: self._candidates(names[c], attributes, templates) for c in sorted({t.class_index for t, _ in rules} | (
+            set(range(len(names))) if any(t.grouping == "prediction" for t, _ in rules) else set()))}
+        cands = {("label", t.class_index): per_class[t.class_index] for t, _ in rules if t.grouping == "label"}
+        if any(t.grouping == "prediction" for t, _ in rules):
+            every = [x for c in range(len(names)) for x in per_class[c]]
+            cands.update({("prediction", t.class_index): every for t, _ in rules if t.grouping == "prediction"})
+        keys = list(cands)
+        text_emb = dict(zip(keys, self._candidate_embeddings(model, [cands[k] for k in keys], job)))
         resp = cp.CaptionRulesResponse()
         stored = []
         with tempfile.TemporaryDirectory(prefix="fl-caption-") as tmp:
@@ -216,8 +225,8 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
                 member = FailureTrees.leaf_membership(t, np.asarray(X[fi[group]])) == leaf.leaf_id
                 if member.sum() == 0 or (~member).sum() == 0:
                     continue
-                c = cands[t.class_index]
-                best = cap.caption_slice(clip_emb[group[member]], clip_emb[group[~member]], text_emb[t.class_index], c, top_k=top_k)
+                key = (t.grouping, t.class_index)
+                best = cap.caption_slice(clip_emb[group[member]], clip_emb[group[~member]], text_emb[key], cands[key], top_k=top_k)
                 resp.rules.append(cp.RuleCaptions(class_index=t.class_index, grouping=GROUPING_ENUM[t.grouping], leaf_id=leaf.leaf_id, captions=[_caption_pb(x) for x in best]))
                 stored.append({"class_index": t.class_index, "class_name": names[t.class_index], "grouping": t.grouping, "leaf_id": leaf.leaf_id,
                                "rule": leaf.text, "captions": [vars(x) for x in best]})
