@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import tempfile
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import grpc
 import numpy as np

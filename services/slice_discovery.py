@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import math
 import os
@@ -171,7 +170,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         report.rules.extend(rule_pb(t, leaf, names) for t, leaf in valid[: request.max_rules_in_response or 200])
         full = {"report_id": report_id, "dataset_id": dataset.dataset_id, "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()},
                 "feature_embedding_id": feats.embedding_id, "prediction_embedding_id": out.embedding.embedding_id, "class_names": names,
-                "manifest_rows": None, "trees": [t.to_dict() for t in trees]}
+                "trees": [t.to_dict() for t in trees]}
         with self.catalog.writing(TREES, report_id, request.overwrite) as prefix:
             report.report.CopyFrom(cat.artifact(self.store, self.store.put_json(prefix + "report.json", full), "application/json"))
             report.rules_table.CopyFrom(cat.artifact(self.store, self.store.put_parquet(prefix + "rules.parquet", rules_frame(trees, names)), "application/vnd.apache.parquet"))
@@ -401,7 +400,6 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         if not common:
             raise errors.FailedPrecondition.violation("EMBEDDING", ids[1], "the embedding sets share no dataset rows")
         sets = [s & common for s in sets]
-        m = len(sets)
         iou = [len(a & b) / len(a | b) if (a | b) else 1.0 for a in sets for b in sets]
         return sd.FailureOverlap(embedding_ids=ids, iou=iou, num_failures=[len(s) for s in sets])
 

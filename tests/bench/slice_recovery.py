@@ -19,7 +19,6 @@ two lines are ``caption_accuracy: X`` (target >= 0.8) and ``identified_fraction:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
