@@ -287,9 +287,10 @@ def cmd_discover(ns: argparse.Namespace) -> int:
     method = captioning_pb2.DIRECTION_CAPTION_METHOD_ALIGNED_IMAGES if ns.direction_captions == "aligned-images" else captioning_pb2.DIRECTION_CAPTION_METHOD_TEXT_SCORE
     found = discover(client, inspected=ns.predictions, features=ns.features, clip=ns.clip, text_model=ns.text_model, vocabulary_uri=vocab,
                      class_names=list(ds.class_names), report_prefix=ns.name or "", evidence=not ns.no_evidence, holdout_fraction=ns.holdout,
-                     direction_caption_method=method, bar_factory=progress_bar)
+                     error_modes=ns.error_modes, direction_caption_method=method, bar_factory=progress_bar)
     print(f"failure trees {found.trees.report_id}: valid-leaf fraction " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(found.trees.valid_leaf_fraction.items())))
-    print(f"failure directions {found.directions.report_id}")
+    fitted = [x for x in found.directions.directions if not x.skipped_reason]
+    print(f"failure directions {found.directions.report_id}: {sum(x.mode == 0 for x in fitted)} classes, {sum(x.mode > 0 for x in fitted)} error-mode directions")
     print_failure_table(failure_table(found))
     if found.evidence is not None:
         print(f"visual evidence: {found.evidence.index.uri}")
@@ -374,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--text-model", required=True, help="the IMAGE_TEXT model (text encoder for captions)")
     dc.add_argument("--vocabulary", default="", help="caption vocabulary JSON (file or store URI; default: the benchmark world's)")
     dc.add_argument("--holdout", type=float, default=0.5, help="fraction of each class held out to validate the slices")
+    dc.add_argument("--error-modes", type=int, default=None,
+                    help="error modes per class besides the class direction (k-means clusters of its errors; 0 = off; default: the service's, 3)")
     dc.add_argument("--direction-captions", choices=["text-score", "aligned-images"], default="text-score")
     dc.add_argument("--no-evidence", action="store_true", help="skip top images / heatmaps / feature attacks")
     dc.add_argument("--name", default="", help="report id prefix (default: the predictions' embedding set)")

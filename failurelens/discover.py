@@ -35,9 +35,10 @@ def _closing(bar_factory: Bar | None, name: str):  # noqa: ANN202
 
 
 def discover(client: Any, *, inspected: str, features: str, clip: str, text_model: str, vocabulary_uri: str, class_names: list[str],
-             report_prefix: str = "", evidence: bool = True, top_k: int = 3, holdout_fraction: float = 0.5, seed: int = 0,
+             report_prefix: str = "", evidence: bool = True, top_k: int = 3, holdout_fraction: float = 0.5, seed: int = 0, error_modes: int | None = None,
              direction_caption_method: int = captioning_pb2.DIRECTION_CAPTION_METHOD_TEXT_SCORE, bar_factory: Bar | None = None) -> Discovery:
-    """Run every discovery step; ``inspected``/``features``/``clip`` are embedding set ids."""
+    """Run every discovery step; ``inspected``/``features``/``clip`` are embedding set ids;
+    ``error_modes`` ``None`` leaves the service's default."""
     prefix = report_prefix or inspected
     bar, done = _closing(bar_factory, "failure trees")
     trees = client.fit_failure_trees(on_progress=bar, feature_embedding_id=features, prediction_embedding_id=inspected, report_id=f"{prefix}-trees",
@@ -45,7 +46,8 @@ def discover(client: Any, *, inspected: str, features: str, clip: str, text_mode
     done()
     bar, done = _closing(bar_factory, "failure directions")
     directions = client.fit_failure_directions(on_progress=bar, clip_embedding_id=clip, prediction_embedding_id=inspected, report_id=f"{prefix}-directions",
-                                               overwrite=True, holdout_fraction=holdout_fraction, seed=seed)
+                                               overwrite=True, holdout_fraction=holdout_fraction, seed=seed,
+                                               **({} if error_modes is None else {"error_modes": error_modes}))
     done()
     vocab = captioning_pb2.CaptionVocabulary(vocabulary_uri=vocabulary_uri)
     rule_captions = client.caption_rules(report_id=trees.report_id, text_model_id=text_model, clip_embedding_id=clip, vocabulary=vocab, top_k=top_k)
@@ -67,11 +69,16 @@ def discover(client: Any, *, inspected: str, features: str, clip: str, text_mode
 def failure_table(d: Discovery) -> list[dict[str, Any]]:
     """Per class: its most important valid label-grouping rule (ER/EC on the fitting rows and on the
     held-out rows), that rule's top caption, the failure direction's top caption and the most
-    frequent backgrounds of the class's failures."""
+    frequent backgrounds of the class's failures; ``modes`` lists the validated error-mode
+    directions (top caption, held-out error rate of "decision value > 0")."""
     rule_caps = {(r.class_index, r.grouping, r.leaf_id): r.captions for r in d.rule_captions.rules}
-    dir_caps = {c.class_index: c.positive for c in d.direction_captions.classes}
+    dir_caps = {(c.class_index, c.mode): c.positive for c in d.direction_captions.classes}
     bgs = {c.class_index: c.top for c in d.assignment.classes}
-    directions = {x.class_index: x for x in d.directions.directions}
+    directions = {x.class_index: x for x in d.directions.directions if x.mode == 0}
+    modes: dict[int, list[str]] = {}
+    for x in d.directions.directions:
+        if x.mode and not x.skipped_reason and x.holdout.validated and dir_caps.get((x.class_index, x.mode)):
+            modes.setdefault(x.class_index, []).append(f"{dir_caps[x.class_index, x.mode][0].text} (ER* {x.holdout.error_rate:.2f})")
     rows = []
     classes = sorted({r.class_index for r in d.trees.rules} | set(directions))
     for c in classes:
@@ -88,9 +95,10 @@ def failure_table(d: Discovery) -> list[dict[str, Any]]:
             "holdout_er": best.holdout.error_rate if best else float("nan"),
             "validated": bool(best and best.holdout.validated),
             "rule_caption": caps[0].text if caps else "-",
-            "direction_caption": dir_caps[c][0].text if dir_caps.get(c) else "-",
+            "direction_caption": dir_caps[c, 0][0].text if dir_caps.get((c, 0)) else "-",
             "direction_validated": bool(direction and direction.holdout.validated),
             "backgrounds": ", ".join(f"{b.background} ({b.count})" for b in bgs.get(c, [])) or "-",
+            "modes": modes.get(c, []),
         })
     return rows
 
@@ -101,3 +109,8 @@ def print_failure_table(rows: list[dict[str, Any]], out: Callable[[str], None] =
         out(f"{r['class']:10s} {r['rule'][:42]:42s} {r['er']:5.2f} {r['ec']:5.2f} {r['holdout_er']:5.2f} {'v' if r['validated'] else ' ':2s} "
             f"{r['rule_caption'][:34]:34s} {r['direction_caption'][:34]:34s} {r['backgrounds']}")
     out("ER/EC: error rate / error coverage of the rule on the fitting rows; ER*: error rate on held-out rows; v: validated (BH q <= 0.05)")
+    with_modes = [r for r in rows if r.get("modes")]
+    if with_modes:
+        out("error modes (validated failure directions of clusters of a class's errors: top caption, ER*):")
+        for r in with_modes:
+            out(f"  {r['class']:10s} " + "; ".join(r["modes"]))

@@ -143,7 +143,7 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
     def _caption_directions(self, request: cp.CaptionDirectionsRequest, report: Any, model: registry_pb2.Model, attributes: dict[str, list[str]], templates: Any,
                             top_k: int, wanted: list[Any], job: JobContext) -> cp.CaptionDirectionsResponse:
         full = self.store.get_json(self.store.key_from_uri(report.report.uri))
-        intercepts = {d["class_index"]: d["intercept"] for d in full["directions"]}
+        intercepts = {(d["class_index"], d.get("mode", 0)): d["intercept"] for d in full["directions"]}
         cands = {d.class_index: self._candidates(d.class_name, attributes, templates) for d in wanted}
         text_emb = dict(zip(cands, self._candidate_embeddings(model, list(cands.values()), job)))
         aligned = request.method == cp.DIRECTION_CAPTION_METHOD_ALIGNED_IMAGES
@@ -154,7 +154,7 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
         resp = cp.CaptionDirectionsResponse()
         out = []
         for i, d in enumerate(wanted):
-            job.progress("caption", i, len(wanted), d.class_name)
+            job.progress("caption", i, len(wanted), d.class_name + (f" mode {d.mode}" if d.mode else ""))
             c = cands[d.class_index]
             if aligned:
                 # the class's images ordered by decision value: most aligned = the slice, the rest = the class
@@ -168,9 +168,9 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
                                         text_emb[d.class_index], c, top_k=top_k)
             else:
                 direction = self.catalog.load_array(d.direction)
-                pos, neg = cap.caption_direction(direction, text_emb[d.class_index], c, top_k=top_k, intercept=intercepts.get(d.class_index, 0.0))
-            resp.classes.append(cp.ClassCaptions(class_index=d.class_index, class_name=d.class_name, positive=[_caption_pb(x) for x in pos], negative=[_caption_pb(x) for x in neg]))
-            out.append({"class_index": d.class_index, "class_name": d.class_name, "positive": [vars(x) for x in pos], "negative": [vars(x) for x in neg]})
+                pos, neg = cap.caption_direction(direction, text_emb[d.class_index], c, top_k=top_k, intercept=intercepts.get((d.class_index, d.mode), 0.0))
+            resp.classes.append(cp.ClassCaptions(class_index=d.class_index, class_name=d.class_name, mode=d.mode, positive=[_caption_pb(x) for x in pos], negative=[_caption_pb(x) for x in neg]))
+            out.append({"class_index": d.class_index, "class_name": d.class_name, "mode": d.mode, "positive": [vars(x) for x in pos], "negative": [vars(x) for x in neg]})
         resp.captions.CopyFrom(self._put_json(f"captions/{request.report_id}/directions-{_digest(request.SerializeToString(deterministic=True).hex())}.json", out))
         job.progress("caption", len(wanted), len(wanted), "done", force=True)
         return resp

@@ -43,6 +43,8 @@ TREES = "failure-trees report"
 DIRECTIONS = "failure-directions report"
 EVIDENCE = "feature-evidence report"
 DEBUG_SPLIT = "debug split"
+#: error modes per class besides the class direction when a request leaves ``error_modes`` unset
+DEFAULT_ERROR_MODES = 3
 
 
 def _report_id(prefix: str, request: Any, given: str) -> str:
@@ -218,6 +220,9 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
             raise errors.InvalidArgument.field("top_k", f"{top_k} must be at least 1 (0 = default 25)")
         holdout = inp.fraction(request.holdout_fraction, request.HasField("holdout_fraction"), 0.5, "holdout_fraction")
         alpha = inp.fraction(request.fdr_alpha, request.HasField("fdr_alpha"), 0.05, "fdr_alpha", lo_open=True)
+        modes = request.error_modes if request.HasField("error_modes") else DEFAULT_ERROR_MODES
+        if modes < 0 or modes == 1:
+            raise errors.InvalidArgument.field("error_modes", f"{modes} must be 0 (the class direction only) or at least 2 (unset = {DEFAULT_ERROR_MODES})")
         clip = self.catalog.embedding(request.clip_embedding_id, "clip_embedding_id")
         inp.array_ref(clip, "image_embeddings", "clip_embedding_id", "an IMAGE_TEXT model")
         outcomes = inp.load_outcomes(self.catalog, request.prediction_embedding_id, "prediction_embedding_id")
@@ -225,7 +230,8 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         dataset = self.catalog.dataset(clip.dataset_id)
         classes = inp.check_classes(list(request.classes), len(dataset.class_names))
         report_id = self._new_report_id(DIRECTIONS, "directions", request)
-        params = dict(c_grid=tuple(c_grid), cv_folds=folds, top_k=top_k, holdout_fraction=holdout, fdr_alpha=alpha, seed=int(request.seed))
+        params = dict(c_grid=tuple(c_grid), cv_folds=folds, top_k=top_k, holdout_fraction=holdout, fdr_alpha=alpha, error_modes=modes,
+                      seed=int(request.seed))
 
         def work(job: JobContext) -> sd.FailureDirectionsReport:
             return self._fit_directions(request, clip, outcomes, dataset, classes, params, report_id, job)
@@ -243,8 +249,9 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
                                 "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}, "directions": []}
         with self.catalog.writing(DIRECTIONS, report_id, request.overwrite) as prefix:
             for i, d in enumerate(model.directions_):
-                job.progress("write", i, len(model.directions_), f"class {d.class_index}")
+                job.progress("write", i, len(model.directions_), f"class {d.class_index}" + (f" mode {d.mode}" if d.mode else ""))
                 msg = sd.FailureDirection(
+                    mode=d.mode, mode_errors=d.mode_errors,
                     class_index=d.class_index, class_name=names[d.class_index], n=d.n, errors=d.errors, c=d.c,
                     cv_balanced_accuracy=_finite(d.cv_balanced_accuracy), holdout_balanced_accuracy=_finite(d.holdout_balanced_accuracy),
                     top_aligned_rows=[int(out.rows[r]) for r in d.top_aligned_rows], top_antialigned_rows=[int(out.rows[r]) for r in d.top_antialigned_rows],
@@ -252,7 +259,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
                     holdout=holdout_pb(d.holdout), skipped_reason=d.skipped_reason,
                 )
                 if not d.skipped_reason:
-                    base = f"{prefix}class-{d.class_index}/"
+                    base = f"{prefix}class-{d.class_index}/" + (f"mode-{d.mode}/" if d.mode else "")
                     direction = np.asarray(d.direction, np.float32)
                     dv = np.asarray(d.decision_values, np.float32)
                     mrows = out.rows[np.asarray(d.rows, np.int64)]
@@ -260,7 +267,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
                     msg.decision_values.CopyFrom(cat.artifact(self.store, self.store.put_npy(base + "decision_values.npy", dv), "application/x-npy", dv.shape, "float32"))
                     msg.rows.CopyFrom(cat.artifact(self.store, self.store.put_npy(base + "rows.npy", mrows), "application/x-npy", mrows.shape, "int64"))
                 report.directions.append(msg)
-                full["directions"].append({"class_index": d.class_index, "intercept": float(d.intercept), "c": float(d.c), "skipped_reason": d.skipped_reason,
+                full["directions"].append({"class_index": d.class_index, "mode": d.mode, "mode_errors": d.mode_errors, "intercept": float(d.intercept), "c": float(d.c), "skipped_reason": d.skipped_reason,
                                            "holdout": dataclasses.asdict(d.holdout) if d.holdout else None,
                                            "fit_rows": [int(out.rows[r]) for r, m in zip(d.rows, d.fit_mask) if m] if not d.skipped_reason else []})
             report.report.CopyFrom(cat.artifact(self.store, self.store.put_json(prefix + "report.json", full), "application/json"))

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 from sklearn.svm import LinearSVC
 
 from failurelens.discovery import directions
@@ -236,6 +237,68 @@ def test_class_subset_matches_the_full_fit_and_needs_no_confidences(planted_fit)
         sub.decision_function(x[:3], 1)
 
 
+# --- error modes ---------------------------------------------------------------------------------
+def two_causes(n: int = 600, dim: int = 16, seed: int = 3, noise: float = 0.02):
+    """One class whose model errs for two unrelated reasons: a latent ``t1`` along unit ``u1`` (the
+    20% of images with the largest ``t1``) and ``t2`` along ``u2`` (the 10% with the largest
+    ``t2``); u1, u2 and the class mean are orthogonal. Rows are randomly scaled."""
+    rng = np.random.default_rng(seed)
+    q = np.linalg.qr(rng.normal(size=(dim, 3)))[0]
+    mean, u1, u2 = q.T
+    t1, t2 = rng.normal(size=n), rng.normal(size=n)
+    x = 3 * mean + 0.4 * t1[:, None] * u1 + 0.4 * t2[:, None] * u2 + noise * rng.normal(size=(n, dim))
+    cause1, cause2 = t1 > np.quantile(t1, 0.8), t2 > np.quantile(t2, 0.9)
+    labels = np.zeros(n, dtype=np.int64)
+    predictions = np.where(cause1 | cause2, 1, 0)
+    return (x * rng.uniform(0.5, 20.0, size=(n, 1))).astype(np.float32), labels, predictions, u1, u2, cause1, cause2
+
+
+def test_error_modes_give_one_direction_per_failure_cause():
+    x, labels, predictions, u1, u2, cause1, cause2 = two_causes()
+    single = FailureDirections().fit(x, labels, predictions)
+    fd = FailureDirections(error_modes=2).fit(x, labels, predictions)
+    (d0,) = single.directions_
+    # one direction per class points between the two causes
+    assert abs(float(d0.direction @ u1)) < 0.9 and abs(float(d0.direction @ u2)) < 0.9
+    assert [(d.class_index, d.mode) for d in fd.directions_] == [(0, 0), (0, 1), (0, 2)]
+    assert list(fd.classes_) == [0]
+    m0, m1, m2 = fd.directions_
+    # mode 0 is the class direction, the same with or without modes
+    np.testing.assert_allclose(m0.direction, d0.direction, atol=1e-6)
+    assert m0.mode_errors == int((predictions != labels)[m0.rows[m0.fit_mask]].sum())
+    # mode 1 = the larger cause (u1), mode 2 = the smaller (u2); each is validated on held-out images
+    assert float(m1.direction @ u1) > 0.9 and float(m2.direction @ u2) > 0.9
+    assert m1.mode_errors + m2.mode_errors == m0.mode_errors and m1.mode_errors > m2.mode_errors
+    held = ~m1.fit_mask
+    for d, cause in ((m1, cause1), (m2, cause2)):
+        assert d.skipped_reason == "" and d.holdout.validated
+        assert np.array_equal(d.fit_mask, m0.fit_mask) and np.array_equal(d.rows, m0.rows)
+        # its most aligned held-out images are the errors of its own cause
+        assert cause[d.top_aligned_rows[:10]].all()
+        # and its decision values rank its cause's held-out images above the rest of the class
+        assert roc_auc_score(cause[d.rows[held]], d.decision_values[held]) > 0.97
+    # decision values and text scores per mode; mode 0 is the default
+    np.testing.assert_allclose(fd.decision_function(x[:5], 0, mode=2), _unit(x[:5].astype(np.float64)) @ m2.direction + m2.intercept, atol=1e-5)
+    np.testing.assert_allclose(fd.decision_function(x[:5], 0), single.decision_function(x[:5], 0), atol=1e-5)
+    assert fd.text_scores(u2, 0, mode=2)[0] > 0.9 and fd.text_scores(u1, 0, mode=1)[0] > 0.9
+    with pytest.raises(ValueError, match="no mode 3"):
+        fd.decision_function(x[:2], 0, mode=3)
+
+
+def test_error_modes_too_small_for_cross_validation_are_skipped():
+    x, labels, predictions, *_ = two_causes(n=200, seed=5)
+    wrong = np.flatnonzero(predictions != labels)
+    predictions[wrong[12:]] = 0  # 12 errors, 6 fitting ones
+    fd = FailureDirections(error_modes=4).fit(x, labels, predictions)
+    modes = fd.directions_[1:]
+    assert [d.mode for d in modes] == [1, 2, 3, 4] and sum(d.mode_errors for d in modes) == 6
+    assert any(d.skipped_reason == directions.SKIP_FEW_MODE_ERRORS for d in modes)
+    for d in modes:
+        assert (d.skipped_reason == directions.SKIP_FEW_MODE_ERRORS) == (d.mode_errors < 3)
+    # fewer fitting errors than modes: the class direction only
+    assert [d.mode for d in FailureDirections(error_modes=7).fit(x, labels, predictions).directions_] == [0]
+
+
 # --- bad inputs ----------------------------------------------------------------------------------
 def _mixed_classes():
     """Class 0 planted, class 1 no errors, class 2 only errors, class 3 one image, class 4 two errors."""
@@ -332,6 +395,7 @@ def test_bad_inputs_raise_value_errors(planted_fit, tmp_path):
     (dict(holdout_fraction=1.0), "holdout_fraction"), (dict(holdout_fraction=-0.1), "holdout_fraction"),
     (dict(fdr_alpha=0.0), "fdr_alpha"), (dict(fdr_alpha=1.0), "fdr_alpha"), (dict(seed=-1), "seed"),
     (dict(n_jobs=0), "n_jobs"), (dict(block_bytes=0), "block_bytes"),
+    (dict(error_modes=1), "error_modes"), (dict(error_modes=-2), "error_modes"), (dict(error_modes=2.0), "error_modes"),
 ])
 def test_parameters_are_checked_in_fit(params, what):
     x, labels, predictions, *_ = planted(n_per=30, n_classes=1)

@@ -102,13 +102,41 @@ def test_failure_trees_report_rules_metrics_and_artifacts(w):
 
 def test_failure_directions_vectors_decisions_and_baseline(w):
     r = w.directions
-    assert len(r.directions) == 12
-    fitted = [d for d in r.directions if not d.skipped_reason]
+    assert [d.class_index for d in r.directions if d.mode == 0] == list(range(12))
+    fitted = [d for d in r.directions if not d.skipped_reason and d.mode == 0]
     assert len(fitted) >= 10
-    for d in fitted:
+    for d in [x for x in r.directions if not x.skipped_reason]:
         v, dv, rows = arr(w, d.direction), arr(w, d.decision_values), arr(w, d.rows)
         assert abs(np.linalg.norm(v) - 1) < 1e-4 and len(dv) == len(rows) == d.n
         assert 0.5 <= d.cv_balanced_accuracy <= 1 and len(d.top_aligned_rows) == 25
+        assert d.direction.uri.endswith(f"/class-{d.class_index}/" + (f"mode-{d.mode}/" if d.mode else "") + "direction.npy")
+    # three error modes per class by default (k-means clusters of the fitting errors), each with its share of the errors
+    full = w.st.get_json(w.st.key_from_uri(r.report.uri))
+    for d in fitted:
+        modes = [x for x in r.directions if x.class_index == d.class_index and x.mode]
+        assert [x.mode for x in modes] == [1, 2, 3] and sum(x.mode_errors for x in modes) == d.mode_errors
+        assert [x.mode_errors for x in modes] == sorted((x.mode_errors for x in modes), reverse=True)
+    assert len(full["directions"]) == len(r.directions) and {x["mode"] for x in full["directions"]} == {0, 1, 2, 3}
+    # a colour slice's class fails for more than one reason; one of its error modes ranks the planted
+    # slice's images higher than the class direction does
+    labels = arr(w, w.emb["world-convnet-a"].labels)
+    rows_all = arr(w, w.emb["world-convnet-a"].rows)
+    gains = []
+    for s in [x for x in w.world.config.planted_slices if x.attribute == "color"]:
+        ci = list(w.ds.class_names).index(s.class_name)
+        members = set(rows_all[(labels == ci) & (w.manifest.iloc[rows_all][s.attribute].to_numpy() == s.value)].tolist())
+        def p10(x):
+            rows, dv = arr(w, x.rows), arr(w, x.decision_values)
+            return np.mean([int(r) in members for r in rows[np.argsort(-dv)[:10]]])
+        by_mode = {x.mode: p10(x) for x in r.directions if x.class_index == ci and not x.skipped_reason}
+        gains.append(max(by_mode.values()) - by_mode[0])
+    assert np.mean(gains) > 0.2, gains
+    assert code(w.client.fit_failure_directions, clip_embedding_id=w.emb["world-clip"].embedding_id,
+                prediction_embedding_id=w.emb["world-convnet-a"].embedding_id, error_modes=1) == grpc.StatusCode.INVALID_ARGUMENT
+    single = w.client.fit_failure_directions(clip_embedding_id=w.emb["world-clip"].embedding_id, prediction_embedding_id=w.emb["world-convnet-a"].embedding_id,
+                                             report_id="d-single", error_modes=0, classes=[0, 1])
+    assert [(x.class_index, x.mode) for x in single.directions] == [(0, 0), (1, 0)]
+    assert arr(w, single.directions[0].direction).tolist() == arr(w, r.directions[0].direction).tolist()
     # the most aligned held-out images are failures far more often than the class's images in general
     mean_aligned = np.mean([d.top_aligned_accuracy for d in fitted])
     mean_class = np.mean([1 - d.errors / d.n for d in fitted])
@@ -120,7 +148,8 @@ def test_captions_name_the_planted_attributes(w):
     vocab = captioning_pb2.CaptionVocabulary(vocabulary_uri=w.vocab_uri)
     resp = w.client.caption_directions(report_id="d1", text_model_id="world-clip", vocabulary=vocab, top_k=3)
     cfg = w.world.config
-    by_class = {c.class_name: c for c in resp.classes}
+    by_class = {c.class_name: c for c in resp.classes if c.mode == 0}
+    assert {c.mode for c in resp.classes} == {0, 1, 2, 3} and len(by_class) == 12
     named = 0
     for s in cfg.planted_slices:
         top = by_class[s.class_name].positive[0]

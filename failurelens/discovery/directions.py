@@ -16,6 +16,8 @@ What failurelens adds to the paper:
   aligned images, the slice "decision value > 0") is measured on the held-out part;
 * the slice "decision value > 0" of the held-out part is tested against the rest of the held-out
   class (one-sided Fisher) and Benjamini–Hochberg is applied over all classes as one family;
+* optionally (``error_modes``) one more direction per k-means cluster of a class's errors, so
+  that a class failing for several reasons gets one direction per reason;
 * the baseline of the paper's comparison, the model's accuracy on its least confident images, is
   reported next to the accuracy on the most aligned images.
 
@@ -47,6 +49,7 @@ import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
@@ -73,6 +76,7 @@ SKIP_FEW_ERRORS = "too few errors for cross-validation"
 SKIP_FEW_CORRECT = "too few correct predictions for cross-validation"
 SKIP_CONSTANT = "all embeddings of the class are identical"
 SKIP_ZERO_NORMAL = "the SVM found no direction (zero weight vector)"
+SKIP_FEW_MODE_ERRORS = "too few errors in this error mode for cross-validation"
 
 
 @dataclasses.dataclass
@@ -109,6 +113,12 @@ class ClassDirection:
     skipped_reason: str
     #: mean cross-validated balanced accuracy of every C of the grid
     cv_scores: dict[float, float] = dataclasses.field(default_factory=dict)
+    #: 0: the class's direction (all its errors, the paper's); m >= 1: the direction of the class's
+    #: m-th error mode (the m-th largest k-means cluster of its fitting errors against all its
+    #: fitting correct predictions)
+    mode: int = 0
+    #: fitting errors the SVM was trained on (all fitting errors for mode 0, the cluster's for m >= 1)
+    mode_errors: int = 0
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -196,17 +206,55 @@ def _span_coordinates(xc: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray]
     return z, back
 
 
-def _skipped(cls: int, rows: np.ndarray, wrong: np.ndarray, fit_mask: np.ndarray, dim: int, reason: str) -> ClassDirection:
+def _skipped(cls: int, rows: np.ndarray, wrong: np.ndarray, fit_mask: np.ndarray, dim: int, reason: str, mode: int = 0,
+             mode_errors: int | None = None) -> ClassDirection:
     return ClassDirection(
         class_index=cls, n=len(rows), errors=int(wrong.sum()), direction=np.zeros(dim, np.float32), intercept=0.0,
         c=float("nan"), cv_balanced_accuracy=float("nan"), holdout_balanced_accuracy=float("nan"), rows=rows,
         decision_values=np.full(len(rows), np.nan, np.float32), fit_mask=fit_mask, top_aligned_rows=[], top_antialigned_rows=[],
         top_aligned_accuracy=float("nan"), low_confidence_accuracy=float("nan"), holdout=None, skipped_reason=reason,
+        mode=mode, mode_errors=int(wrong[fit_mask].sum()) if mode_errors is None else mode_errors,
     )
 
 
-def _fit_class(key: Any, rows: np.ndarray, x_rows: np.ndarray, context: dict[str, Any]) -> ClassDirection:
-    """Fit the failure direction of class ``key`` (module level: runs in worker processes)."""
+def _choose_c(z: np.ndarray, y: np.ndarray, grid: list[float], folds: int, seed: int) -> tuple[float, dict[float, float]]:
+    """C of the grid with the best stratified k-fold cross-validated balanced accuracy (ties go to
+    the smaller, more regularised C) and every C's mean score."""
+    scores = {c: 0.0 for c in grid}
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed % 2**32)
+    for tr, va in splitter.split(z, y):
+        z_tr, y_tr, z_va, y_va = z[tr], y[tr], z[va], y[va]
+        pred_va: np.ndarray | None = None
+        separated = False
+        for c in grid:
+            if not separated:  # once the training fold is separated, larger C give the same SVM
+                w, b, separated = _fit_svm(z_tr, y_tr, c, seed)
+                pred_va = (z_va @ w + b) > 0
+            scores[c] += _balanced_accuracy(pred_va, y_va) / folds
+    best = grid[0]
+    for c in grid[1:]:
+        if scores[c] > scores[best] + 1e-12:
+            best = c
+    return best, scores
+
+
+def _error_modes(x_err: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Cluster index (0 = largest cluster) of every fitting error: k-means (k-means++ starts, 10
+    restarts) on the unit embeddings of the errors."""
+    with warnings.catch_warnings():  # fewer distinct errors than clusters: some clusters stay small
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km = KMeans(n_clusters=k, n_init=10, random_state=seed % 2**32).fit(x_err)
+    sizes = np.bincount(km.labels_, minlength=k)
+    order = np.argsort(-sizes, kind="stable")
+    rank = np.empty(k, dtype=np.int64)
+    rank[order] = np.arange(k)
+    return rank[km.labels_]
+
+
+def _fit_class(key: Any, rows: np.ndarray, x_rows: np.ndarray, context: dict[str, Any]) -> list[ClassDirection]:
+    """The failure directions of class ``key``: mode 0 (all of the class's errors, the paper's
+    direction) and, with ``error_modes`` k, one per k-means cluster of the fitting errors (module
+    level: runs in worker processes)."""
     cls = int(key)
     rows = np.asarray(rows, dtype=np.int64)
     p = context["params"]
@@ -224,73 +272,73 @@ def _fit_class(key: Any, rows: np.ndarray, x_rows: np.ndarray, context: dict[str
     fit = ~held
     folds = p["cv_folds"]
     if n_err == 0:
-        return _skipped(cls, rows, wrong, fit, dim, SKIP_NO_ERRORS)
+        return [_skipped(cls, rows, wrong, fit, dim, SKIP_NO_ERRORS)]
     if n_err == n:
-        return _skipped(cls, rows, wrong, fit, dim, SKIP_ONLY_ERRORS)
+        return [_skipped(cls, rows, wrong, fit, dim, SKIP_ONLY_ERRORS)]
     y = wrong[fit]
     if int(y.sum()) < folds:
-        return _skipped(cls, rows, wrong, fit, dim, SKIP_FEW_ERRORS)
+        return [_skipped(cls, rows, wrong, fit, dim, SKIP_FEW_ERRORS)]
     if int((~y).sum()) < folds:
-        return _skipped(cls, rows, wrong, fit, dim, SKIP_FEW_CORRECT)
+        return [_skipped(cls, rows, wrong, fit, dim, SKIP_FEW_CORRECT)]
 
     xf = xn[fit]
     mean = xf.mean(axis=0)
     xc = xf - mean
-    del xf
     z, back = _span_coordinates(xc)
     if z.shape[1] == 0:
-        return _skipped(cls, rows, wrong, fit, dim, SKIP_CONSTANT)
-
-    # C by stratified k-fold cross-validated balanced accuracy on the fitting part
+        return [_skipped(cls, rows, wrong, fit, dim, SKIP_CONSTANT)]
     grid = sorted(set(float(c) for c in p["c_grid"]))
-    scores = {c: 0.0 for c in grid}
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed % 2**32)
-    for tr, va in splitter.split(z, y):
-        z_tr, y_tr, z_va, y_va = z[tr], y[tr], z[va], y[va]
-        pred_va: np.ndarray | None = None
-        separated = False
-        for c in grid:
-            if not separated:  # once the training fold is separated, larger C give the same SVM
-                w, b, separated = _fit_svm(z_tr, y_tr, c, seed)
-                pred_va = (z_va @ w + b) > 0
-            scores[c] += _balanced_accuracy(pred_va, y_va) / folds
-    best = grid[0]
-    for c in grid[1:]:
-        if scores[c] > scores[best] + 1e-12:  # ties go to the smaller (more regularised) C
-            best = c
 
-    w_z, b, _ = _fit_svm(z, y, best, seed)
-    w = back(w_z)
-    norm = float(np.linalg.norm(w))
-    if not (norm > 0 and math.isfinite(norm)):
-        return _skipped(cls, rows, wrong, fit, dim, SKIP_ZERO_NORMAL)
-    direction = (w / norm).astype(np.float32)
-    intercept = float((b - float(w @ mean)) / norm)
-    dv = xn @ direction.astype(np.float64) + intercept
+    def direction(mode: int, use: np.ndarray) -> ClassDirection:
+        """The SVM of the fitting rows ``use`` (errors = positives), evaluated on the class."""
+        y_use = y[use]
+        n_pos = int(y_use.sum())
+        if n_pos < folds:
+            return _skipped(cls, rows, wrong, fit, dim, SKIP_FEW_ERRORS if mode == 0 else SKIP_FEW_MODE_ERRORS, mode, n_pos)
+        z_use = z[use]
+        best, scores = _choose_c(z_use, y_use, grid, folds, seed)
+        w_z, b, _ = _fit_svm(z_use, y_use, best, seed)
+        w = back(w_z)
+        norm = float(np.linalg.norm(w))
+        if not (norm > 0 and math.isfinite(norm)):
+            return _skipped(cls, rows, wrong, fit, dim, SKIP_ZERO_NORMAL, mode, n_pos)
+        unit = (w / norm).astype(np.float32)
+        intercept = float((b - float(w @ mean)) / norm)
+        dv = xn @ unit.astype(np.float64) + intercept
+        if held.any():
+            ev = held
+            hold = slice_stats(dv[held] > 0, wrong[held])
+            hold_ba = _balanced_accuracy(dv[held] > 0, wrong[held])
+        else:
+            ev = np.ones(n, dtype=bool)
+            hold, hold_ba = None, float("nan")
+        ev_rows, ev_dv, ev_wrong = rows[ev], dv[ev], wrong[ev]
+        k = min(p["top_k"], len(ev_rows))
+        aligned = np.argsort(-ev_dv, kind="stable")[:k]
+        anti = np.argsort(ev_dv, kind="stable")[:k]
+        top_acc = float(1.0 - ev_wrong[aligned].mean()) if k else float("nan")
+        low_acc = float("nan")
+        if conf is not None and k:
+            least = np.argsort(conf[ev], kind="stable")[:k]
+            low_acc = float(1.0 - ev_wrong[least].mean())
+        return ClassDirection(
+            class_index=cls, n=n, errors=n_err, direction=unit, intercept=intercept, c=best,
+            cv_balanced_accuracy=float(scores[best]), holdout_balanced_accuracy=hold_ba, rows=rows,
+            decision_values=dv.astype(np.float32), fit_mask=fit, top_aligned_rows=[int(r) for r in ev_rows[aligned]],
+            top_antialigned_rows=[int(r) for r in ev_rows[anti]], top_aligned_accuracy=top_acc, low_confidence_accuracy=low_acc,
+            holdout=hold, skipped_reason="", cv_scores={c: float(s) for c, s in scores.items()}, mode=mode, mode_errors=n_pos,
+        )
 
-    if held.any():
-        ev = held
-        hold = slice_stats(dv[held] > 0, wrong[held])
-        hold_ba = _balanced_accuracy(dv[held] > 0, wrong[held])
-    else:
-        ev = np.ones(n, dtype=bool)
-        hold, hold_ba = None, float("nan")
-    ev_rows, ev_dv, ev_wrong = rows[ev], dv[ev], wrong[ev]
-    k = min(p["top_k"], len(ev_rows))
-    aligned = np.argsort(-ev_dv, kind="stable")[:k]
-    anti = np.argsort(ev_dv, kind="stable")[:k]
-    top_acc = float(1.0 - ev_wrong[aligned].mean()) if k else float("nan")
-    low_acc = float("nan")
-    if conf is not None and k:
-        least = np.argsort(conf[ev], kind="stable")[:k]
-        low_acc = float(1.0 - ev_wrong[least].mean())
-    return ClassDirection(
-        class_index=cls, n=n, errors=n_err, direction=direction, intercept=intercept, c=best,
-        cv_balanced_accuracy=float(scores[best]), holdout_balanced_accuracy=hold_ba, rows=rows,
-        decision_values=dv.astype(np.float32), fit_mask=fit, top_aligned_rows=[int(r) for r in ev_rows[aligned]],
-        top_antialigned_rows=[int(r) for r in ev_rows[anti]], top_aligned_accuracy=top_acc, low_confidence_accuracy=low_acc,
-        holdout=hold, skipped_reason="", cv_scores={c: float(s) for c, s in scores.items()},
-    )
+    out = [direction(0, np.ones(len(y), dtype=bool))]
+    k = p["error_modes"]
+    if k and int(y.sum()) >= k:
+        err = np.flatnonzero(y)
+        cluster = _error_modes(xf[err], k, seed)
+        for m in range(k):
+            use = ~y.copy()
+            use[err[cluster == m]] = True
+            out.append(direction(m + 1, use))
+    return out
 
 
 # --- estimator -----------------------------------------------------------------------------------
@@ -320,12 +368,21 @@ class FailureDirections(BaseEstimator):
     Parameters are checked in :meth:`fit`. ``n_jobs`` worker processes (``-1``: all CPUs) fit
     blocks of classes of at most ``block_bytes`` of embeddings each; an embeddings ``.npy`` path
     is read block by block through a memory map and never loaded whole.
+
+    ``error_modes`` (beyond the paper): 0 fits one direction per class; k >= 2 also clusters each
+    class's fitting errors into k error modes (k-means on their unit embeddings, largest first) and
+    fits one more direction per mode (that mode's errors against all the class's correct
+    predictions), each validated on the held-out part like the class direction. A class whose
+    errors come from several distinct causes (say, blue hearts *and* red hearts on wood) gets one
+    direction per cause instead of a single normal pointing between them. ``directions_`` lists
+    every direction, by class then mode (0 = the class direction).
     """
 
     def __init__(self, c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0), cv_folds: int = 3, top_k: int = 25,
-                 holdout_fraction: float = 0.5, fdr_alpha: float = 0.05, seed: int = 0, n_jobs: int = 1,
+                 holdout_fraction: float = 0.5, fdr_alpha: float = 0.05, error_modes: int = 0, seed: int = 0, n_jobs: int = 1,
                  block_bytes: int = 256 * 2**20):
         self.c_grid = c_grid
+        self.error_modes = error_modes
         self.cv_folds = cv_folds
         self.top_k = top_k
         self.holdout_fraction = holdout_fraction
@@ -352,6 +409,9 @@ class FailureDirections(BaseEstimator):
         a = self.fdr_alpha
         if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0.0 < float(a) < 1.0:
             raise ValueError(f"fdr_alpha must be a number in (0, 1), got {a!r}")
+        if not _is_int(self.error_modes) or self.error_modes < 0 or self.error_modes == 1:
+            raise ValueError(f"error_modes must be 0 (one direction per class) or an integer >= 2 (that many error modes "
+                             f"besides the class direction), got {self.error_modes!r}")
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not _is_int(self.n_jobs) or (self.n_jobs < 1 and self.n_jobs != -1):
@@ -359,13 +419,13 @@ class FailureDirections(BaseEstimator):
         if not _is_int(self.block_bytes) or self.block_bytes < 1:
             raise ValueError(f"block_bytes must be a positive integer, got {self.block_bytes!r}")
         return dict(c_grid=tuple(grid), cv_folds=int(self.cv_folds), top_k=int(self.top_k), holdout_fraction=float(hf),
-                    fdr_alpha=float(a), seed=int(self.seed))
+                    fdr_alpha=float(a), error_modes=int(self.error_modes), seed=int(self.seed))
 
     # -- fitting
     def fit(self, embeddings: np.ndarray | str | os.PathLike, labels: Any, predictions: Any, confidences: Any = None,
             classes: Sequence[int] | None = None, progress: Callable[[str, int, int], None] | None = None,
             check: Callable[[], None] | None = None) -> "FailureDirections":
-        """Fit one direction per class.
+        """Fit one direction per class (and per error mode, see ``error_modes``).
 
         ``embeddings``: float [N, E] array or the path of a ``.npy`` file holding one (CLIP image
         embeddings, normalised here); ``labels``/``predictions``: int [N]; ``confidences``:
@@ -422,27 +482,30 @@ class FailureDirections(BaseEstimator):
         prog = (lambda d, t: progress("fit", d, t)) if progress else None
         results = classwise.map_groups(_fit_class, source, groups, context, n_jobs=n_jobs, block_bytes=int(self.block_bytes),
                                        progress=prog, check=check)
-        directions = [results[c] for c in sorted(results)]
+        directions = [d for c in sorted(results) for d in results[c]]
         if progress:
             progress("fdr", 0, 1)
         apply_fdr([d.holdout for d in directions if d.holdout is not None and not d.skipped_reason], params["fdr_alpha"])
         if progress:
             progress("fdr", 1, 1)
         self.directions_ = directions
-        self.classes_ = np.array([d.class_index for d in directions], dtype=np.int64)
+        self.classes_ = np.array(sorted(results), dtype=np.int64)
         self.n_features_in_ = dim
-        self._by_class = {d.class_index: d for d in directions}
+        self._by_key = {(d.class_index, d.mode): d for d in directions}
         return self
 
     # -- using the directions
-    def _direction(self, class_index: int) -> ClassDirection:
-        if not hasattr(self, "_by_class"):
+    def _direction(self, class_index: int, mode: int) -> ClassDirection:
+        if not hasattr(self, "_by_key"):
             raise ValueError("this FailureDirections is not fitted yet: call fit first")
-        if not _is_int(class_index) or int(class_index) not in self._by_class:
-            raise ValueError(f"class {class_index!r} was not fitted (fitted classes: {len(self._by_class)})")
-        d = self._by_class[int(class_index)]
+        if not _is_int(class_index) or (int(class_index), 0) not in self._by_key:
+            raise ValueError(f"class {class_index!r} was not fitted (fitted classes: {len(self.classes_)})")
+        if not _is_int(mode) or (int(class_index), int(mode)) not in self._by_key:
+            modes = sorted(m for c, m in self._by_key if c == int(class_index))
+            raise ValueError(f"class {int(class_index)} has no mode {mode!r} (its modes: {modes})")
+        d = self._by_key[int(class_index), int(mode)]
         if d.skipped_reason:
-            raise ValueError(f"class {int(class_index)} has no direction: {d.skipped_reason}")
+            raise ValueError(f"class {int(class_index)}{f' mode {int(mode)}' if mode else ''} has no direction: {d.skipped_reason}")
         return d
 
     def _rows(self, x: Any, what: str) -> np.ndarray:
@@ -453,15 +516,15 @@ class FailureDirections(BaseEstimator):
             raise ValueError(f"{what} must have shape [M, {self.n_features_in_}], got {x.shape}")
         return _normalise_rows(x, None, what)
 
-    def decision_function(self, embeddings_rows: Any, class_index: int) -> np.ndarray:
+    def decision_function(self, embeddings_rows: Any, class_index: int, mode: int = 0) -> np.ndarray:
         """Signed distances ``direction · normalise(x) + intercept`` of new rows ``[M, E]`` (or one
         row ``[E]``) for the class; > 0: the SVM predicts an error. ValueError for a class that was
-        not fitted or was skipped."""
-        d = self._direction(class_index)
+        not fitted or was skipped; ``mode`` picks an error mode's direction."""
+        d = self._direction(class_index, mode)
         return self._rows(embeddings_rows, "embeddings_rows") @ d.direction.astype(np.float64) + d.intercept
 
-    def text_scores(self, text_embeddings: Any, class_index: int) -> np.ndarray:
+    def text_scores(self, text_embeddings: Any, class_index: int, mode: int = 0) -> np.ndarray:
         """``direction · normalise(t)`` of every text embedding: larger = the caption describes the
         class's failures better (rank captions by it, as the paper does)."""
-        d = self._direction(class_index)
+        d = self._direction(class_index, mode)
         return self._rows(text_embeddings, "text_embeddings") @ d.direction.astype(np.float64)

@@ -65,16 +65,18 @@ class CaptionDirectionsRequest(_message.Message):
     def __init__(self, report_id: _Optional[str] = ..., text_model_id: _Optional[str] = ..., vocabulary: _Optional[_Union[CaptionVocabulary, _Mapping]] = ..., top_k: _Optional[int] = ..., classes: _Optional[_Iterable[int]] = ..., method: _Optional[_Union[DirectionCaptionMethod, str]] = ..., aligned_images: _Optional[int] = ...) -> None: ...
 
 class ClassCaptions(_message.Message):
-    __slots__ = ("class_index", "class_name", "positive", "negative")
+    __slots__ = ("class_index", "class_name", "positive", "negative", "mode")
     CLASS_INDEX_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     POSITIVE_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     class_index: int
     class_name: str
     positive: _containers.RepeatedCompositeFieldContainer[Caption]
     negative: _containers.RepeatedCompositeFieldContainer[Caption]
-    def __init__(self, class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., positive: _Optional[_Iterable[_Union[Caption, _Mapping]]] = ..., negative: _Optional[_Iterable[_Union[Caption, _Mapping]]] = ...) -> None: ...
+    mode: int
+    def __init__(self, class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., positive: _Optional[_Iterable[_Union[Caption, _Mapping]]] = ..., negative: _Optional[_Iterable[_Union[Caption, _Mapping]]] = ..., mode: _Optional[int] = ...) -> None: ...
 
 class CaptionDirectionsResponse(_message.Message):
     __slots__ = ("classes", "captions")

@@ -152,7 +152,7 @@ class FailureTreesUpdate(_message.Message):
     def __init__(self, progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[FailureTreesReport, _Mapping]] = ...) -> None: ...
 
 class FitFailureDirectionsRequest(_message.Message):
-    __slots__ = ("clip_embedding_id", "prediction_embedding_id", "classes", "c_grid", "cv_folds", "top_k", "holdout_fraction", "fdr_alpha", "seed", "report_id", "overwrite")
+    __slots__ = ("clip_embedding_id", "prediction_embedding_id", "classes", "c_grid", "cv_folds", "top_k", "holdout_fraction", "fdr_alpha", "seed", "report_id", "overwrite", "error_modes")
     CLIP_EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTION_EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,7 @@ class FitFailureDirectionsRequest(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     REPORT_ID_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MODES_FIELD_NUMBER: _ClassVar[int]
     clip_embedding_id: str
     prediction_embedding_id: str
     classes: _containers.RepeatedScalarFieldContainer[int]
@@ -175,10 +176,11 @@ class FitFailureDirectionsRequest(_message.Message):
     seed: int
     report_id: str
     overwrite: bool
-    def __init__(self, clip_embedding_id: _Optional[str] = ..., prediction_embedding_id: _Optional[str] = ..., classes: _Optional[_Iterable[int]] = ..., c_grid: _Optional[_Iterable[float]] = ..., cv_folds: _Optional[int] = ..., top_k: _Optional[int] = ..., holdout_fraction: _Optional[float] = ..., fdr_alpha: _Optional[float] = ..., seed: _Optional[int] = ..., report_id: _Optional[str] = ..., overwrite: _Optional[bool] = ...) -> None: ...
+    error_modes: int
+    def __init__(self, clip_embedding_id: _Optional[str] = ..., prediction_embedding_id: _Optional[str] = ..., classes: _Optional[_Iterable[int]] = ..., c_grid: _Optional[_Iterable[float]] = ..., cv_folds: _Optional[int] = ..., top_k: _Optional[int] = ..., holdout_fraction: _Optional[float] = ..., fdr_alpha: _Optional[float] = ..., seed: _Optional[int] = ..., report_id: _Optional[str] = ..., overwrite: _Optional[bool] = ..., error_modes: _Optional[int] = ...) -> None: ...
 
 class FailureDirection(_message.Message):
-    __slots__ = ("class_index", "class_name", "n", "errors", "direction", "decision_values", "rows", "c", "cv_balanced_accuracy", "holdout_balanced_accuracy", "top_aligned_rows", "top_antialigned_rows", "top_aligned_accuracy", "low_confidence_accuracy", "holdout", "skipped_reason")
+    __slots__ = ("class_index", "class_name", "n", "errors", "direction", "decision_values", "rows", "c", "cv_balanced_accuracy", "holdout_balanced_accuracy", "top_aligned_rows", "top_antialigned_rows", "top_aligned_accuracy", "low_confidence_accuracy", "holdout", "skipped_reason", "mode", "mode_errors")
     CLASS_INDEX_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +197,8 @@ class FailureDirection(_message.Message):
     LOW_CONFIDENCE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     HOLDOUT_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_REASON_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MODE_ERRORS_FIELD_NUMBER: _ClassVar[int]
     class_index: int
     class_name: str
     n: int
@@ -211,7 +215,9 @@ class FailureDirection(_message.Message):
     low_confidence_accuracy: float
     holdout: _common_pb2.HoldoutStats
     skipped_reason: str
-    def __init__(self, class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., n: _Optional[int] = ..., errors: _Optional[int] = ..., direction: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., decision_values: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., rows: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., c: _Optional[float] = ..., cv_balanced_accuracy: _Optional[float] = ..., holdout_balanced_accuracy: _Optional[float] = ..., top_aligned_rows: _Optional[_Iterable[int]] = ..., top_antialigned_rows: _Optional[_Iterable[int]] = ..., top_aligned_accuracy: _Optional[float] = ..., low_confidence_accuracy: _Optional[float] = ..., holdout: _Optional[_Union[_common_pb2.HoldoutStats, _Mapping]] = ..., skipped_reason: _Optional[str] = ...) -> None: ...
+    mode: int
+    mode_errors: int
+    def __init__(self, class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., n: _Optional[int] = ..., errors: _Optional[int] = ..., direction: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., decision_values: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., rows: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., c: _Optional[float] = ..., cv_balanced_accuracy: _Optional[float] = ..., holdout_balanced_accuracy: _Optional[float] = ..., top_aligned_rows: _Optional[_Iterable[int]] = ..., top_antialigned_rows: _Optional[_Iterable[int]] = ..., top_aligned_accuracy: _Optional[float] = ..., low_confidence_accuracy: _Optional[float] = ..., holdout: _Optional[_Union[_common_pb2.HoldoutStats, _Mapping]] = ..., skipped_reason: _Optional[str] = ..., mode: _Optional[int] = ..., mode_errors: _Optional[int] = ...) -> None: ...
 
 class FailureDirectionsReport(_message.Message):
     __slots__ = ("report_id", "clip_embedding_id", "prediction_embedding_id", "report", "directions", "created_at")
