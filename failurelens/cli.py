@@ -377,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--holdout", type=float, default=0.5, help="fraction of each class held out to validate the slices")
     dc.add_argument("--error-modes", type=int, default=None,
                     help="error modes per class besides the class direction (k-means clusters of its errors; 0 = off; default: the service's, 3)")
-    dc.add_argument("--direction-captions", choices=["text-score", "aligned-images"], default="text-score")
+    dc.add_argument("--direction-captions", choices=["text-score", "aligned-images"], default="aligned-images",
+                    help="caption directions by their most aligned images (default) or by the SVM's score on the captions' text embeddings (the paper's)")
     dc.add_argument("--no-evidence", action="store_true", help="skip top images / heatmaps / feature attacks")
     dc.add_argument("--name", default="", help="report id prefix (default: the predictions' embedding set)")
     dc.set_defaults(fn=cmd_discover)

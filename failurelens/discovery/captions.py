@@ -67,7 +67,10 @@ DEFAULT_TEMPLATES: dict[str, list[str]] = {
 #: template for an attribute that neither the given templates nor DEFAULT_TEMPLATES know
 GENERIC_TEMPLATE = "a photo of a {class} {value}"
 #: the slice-caption scores :func:`caption_slice` offers
-SLICE_SCORES = ("mean_diff", "auc")
+SLICE_SCORES = ("zero_shot", "mean_diff", "auc")
+#: weight of the mean_diff score that breaks ties between equal zero_shot scores (zero_shot moves
+#: in steps of 1/len(slice); mean_diff is at most 2, usually below 0.3)
+_ZERO_SHOT_TIE_BREAK = 1e-3
 
 _SPACES = re.compile(r"\s+")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -365,9 +368,10 @@ def _auc_per_column(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
 
 
 def slice_caption_scores(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_embeddings: np.ndarray,
-                         score: str = "mean_diff") -> np.ndarray:
+                         score: str = "mean_diff", groups: Sequence[str] | None = None) -> np.ndarray:
     """One score per caption of how well its text embedding separates the slice's images from
-    the rest (see :func:`caption_slice`)."""
+    the rest (see :func:`caption_slice`); ``groups`` (one label per caption, e.g. its attribute)
+    is needed by ``score="zero_shot"``."""
     if score not in SLICE_SCORES:
         raise ValueError(f"unknown slice-caption score {score!r}; choose from {list(SLICE_SCORES)}")
     t = _matrix(text_embeddings, "text_embeddings")
@@ -380,17 +384,41 @@ def slice_caption_scores(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray
     if t.shape[0] == 0:
         raise ValueError("no caption text embeddings given")
     tn = normalise(t)
+    # mean_i cos(a_i, t) - mean_j cos(b_j, t) = t̂ · (mean â - mean b̂): linear in t̂
+    mean_diff = tn @ (normalise(a).mean(axis=0) - normalise(b).mean(axis=0))
     if score == "mean_diff":
-        # mean_i cos(a_i, t) - mean_j cos(b_j, t) = t̂ · (mean â - mean b̂): linear in t̂
-        return tn @ (normalise(a).mean(axis=0) - normalise(b).mean(axis=0))
-    return _auc_per_column(normalise(a) @ tn.T, normalise(b) @ tn.T)
+        return mean_diff
+    if score == "auc":
+        return _auc_per_column(normalise(a) @ tn.T, normalise(b) @ tn.T)
+    if groups is None or len(groups) != t.shape[0]:
+        raise ValueError(f"score 'zero_shot' needs one group label per caption ({t.shape[0]}), got "
+                         f"{'none' if groups is None else len(groups)}")
+    sa, sb = normalise(a) @ tn.T, normalise(b) @ tn.T
+    labels = np.asarray([str(g) for g in groups])
+    out = np.empty(t.shape[0])
+    for g in dict.fromkeys(labels.tolist()):  # groups in first-seen order
+        cols = np.flatnonzero(labels == g)
+        # each image goes to its nearest caption of the group (CLIP zero-shot classification)
+        fa = np.bincount(sa[:, cols].argmax(axis=1), minlength=len(cols)) / a.shape[0]
+        fb = np.bincount(sb[:, cols].argmax(axis=1), minlength=len(cols)) / b.shape[0]
+        out[cols] = fa - fb
+    return out + _ZERO_SHOT_TIE_BREAK * mean_diff
 
 
 def caption_slice(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_embeddings: np.ndarray,
-                  candidates: Sequence[Candidate], top_k: int = 5, score: str = "mean_diff") -> list[ScoredCaption]:
+                  candidates: Sequence[Candidate], top_k: int = 5, score: str = "zero_shot") -> list[ScoredCaption]:
     """Captions that best tell a slice's images from the rest of their class, best first.
 
-    ``score="mean_diff"`` (default): ``mean cos(slice image, t) - mean cos(rest image, t)``. It
+    ``score="zero_shot"`` (default): every image is classified zero-shot among the candidates of
+    each attribute (its nearest caption by cosine, one winner per attribute); a caption scores the
+    fraction of slice images it wins minus the fraction of rest images it wins (ties broken by
+    ``mean_diff``). Only the *relative* similarity of an image to the values of one attribute
+    counts, so a caption whose text embedding merely lies far from the rest's images does not
+    win: on the world's planted slices (the true slice's images against the rest of the class) it
+    names 12 of 12 attributes, ``mean_diff`` 11 (night scenes are nearer "a blurry photo" than
+    plain images are, yet CLIP calls them "at night" when asked which background they show).
+
+    ``score="mean_diff"``: ``mean cos(slice image, t) - mean cos(rest image, t)``. It
     equals ``t̂ · (mean of the normalised slice embeddings - mean of the normalised rest
     embeddings)``, i.e. it captions the difference-of-means direction exactly the way
     :func:`caption_direction` captions an SVM normal, so the two namings are comparable; it
@@ -406,7 +434,7 @@ def caption_slice(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_
     ``auc`` in 10 of 12, often less than 0.05 ahead.
     """
     _check_texts(text_embeddings, candidates, None)
-    scores = slice_caption_scores(slice_image_emb, rest_image_emb, text_embeddings, score)
+    scores = slice_caption_scores(slice_image_emb, rest_image_emb, text_embeddings, score, groups=[c.attribute for c in candidates])
     return rank_captions(scores, candidates, top_k)[0]
 
 

@@ -5,7 +5,8 @@
 Starts the local stack (Triton + services, S3 store), registers the world and the committed
 models, embeds ``val`` and ``test`` with every model, then per inspected model:
 * fits failure trees (robust features) and failure directions (CLIP embeddings) on ``val``
-  through the SliceDiscovery service, captions both through the Captioning service;
+  through the SliceDiscovery service, captions both through the Captioning service (directions by
+  their most aligned images, as `failurelens discover` does; the paper's text score reported beside);
 * scores every predicted slice on ``test`` (tree rules: inside the rule, closeness to the rule's
   typical failure on val; directions, one per class and error mode: the SVM's decision value, within the class);
 * for each planted slice takes the predicted slice with the best average precision and reports
@@ -43,7 +44,7 @@ from failurelens.world.vocabulary import world_vocabulary  # noqa: E402
 from failurelens.v1 import captioning_pb2  # noqa: E402
 
 INSPECTED = ("world-convnet-a", "world-convnet-b", "world-resnet-a")
-ALIGNED = captioning_pb2.DIRECTION_CAPTION_METHOD_ALIGNED_IMAGES
+TEXT_SCORE = captioning_pb2.DIRECTION_CAPTION_METHOD_TEXT_SCORE
 
 
 def _arr(st, ref):  # noqa: ANN001, ANN202
@@ -122,7 +123,7 @@ def main() -> int:
             clip_test = _arr(st, emb["world-clip", "test"].image_embeddings)
             assert np.array_equal(_arr(st, emb["world-clip", "test"].rows), test_rows)
             value_of = vocab["value_names"]
-            by_method = {k: {"identified": [], "caption": []} for k in ("tree", "direction", "direction (aligned-images captions)", "direction (class only, no modes)", "pooled")}
+            by_method = {k: {"identified": [], "caption": []} for k in ("tree", "direction", "direction (paper's text-score captions)", "direction (class only, no modes)", "pooled")}
             for model in ns.models:
                 t0 = time.monotonic()
                 d = discover(client, inspected=emb[model, "val"].embedding_id, features=emb["world-robust", "val"].embedding_id,
@@ -137,8 +138,8 @@ def main() -> int:
                 rule_cap = {f"tree/{['', 'label', 'prediction'][r.grouping]}/{r.class_index}/{r.leaf_id}": r.captions[0] for r in d.rule_captions.rules if r.captions}
                 dir_cap = {f"direction/{c.class_index}/{c.mode}": c.positive[0] for c in d.direction_captions.classes if c.positive}
                 other = client.caption_directions(report_id=d.directions.report_id, text_model_id="world-clip", top_k=1,
-                                                  vocabulary=captioning_pb2.CaptionVocabulary(vocabulary_uri=vocab_uri), method=ALIGNED)
-                dir_cap_aligned = {f"direction/{c.class_index}/{c.mode}": c.positive[0] for c in other.classes if c.positive}
+                                                  vocabulary=captioning_pb2.CaptionVocabulary(vocabulary_uri=vocab_uri), method=TEXT_SCORE)
+                dir_cap_text_score = {f"direction/{c.class_index}/{c.mode}": c.positive[0] for c in other.classes if c.positive}
                 print(f"\n== {model}: {len(preds['tree'])} validated-or-not valid tree rules, {len(preds['direction'])} directions "
                       f"(discovery + captions on val in {fit_s:.0f}s; valid-leaf fraction {dict(d.trees.valid_leaf_fraction)})")
                 print(f"{'planted slice':22s} {'method':9s} {'matched slice':26s} {'AP':>5s} {'P@10':>5s} {'P@25':>5s} {'id':3s} top caption")
@@ -157,9 +158,9 @@ def main() -> int:
                         by_method[method]["caption"].append(ok)
                         extra = ""
                         if method == "direction":
-                            ca = dir_cap_aligned.get(m.predicted)
-                            by_method["direction (aligned-images captions)"]["caption"].append(names_it(ca, s))
-                            extra = f"   | aligned-images caption: {ca.text if ca else '-'}{'' if names_it(ca, s) else '  (wrong)'}"
+                            ca = dir_cap_text_score.get(m.predicted)
+                            by_method["direction (paper's text-score captions)"]["caption"].append(names_it(ca, s))
+                            extra = f"   | text-score caption: {ca.text if ca else '-'}{'' if names_it(ca, s) else '  (wrong)'}"
                         print(f"{m.slice_name:22s} {method[:9]:9s} {m.predicted:26s} {m.average_precision:5.2f} {m.precision_at_10:5.2f} {m.precision_at_25:5.2f} "
                               f"{'yes' if m.identified else 'no':3s} {(c.text if c else '-')}{'' if ok else '  (wrong)'}{extra}")
             pooled = by_method["pooled"]
