@@ -69,6 +69,13 @@ def discover(client: Any, *, inspected: str, features: str, clip: str, text_mode
     return Discovery(trees, directions, rule_captions, direction_captions, backgrounds, assignment, ev)
 
 
+def _mode_summary(caption: str, error_rates: list[float]) -> str:
+    """"caption (ER* 0.90)" for one mode, "caption (3 modes, ER* 0.53-1.00)" for several."""
+    lo, hi = min(error_rates), max(error_rates)
+    er = f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}-{hi:.2f}"
+    return f"{caption} ({f'{len(error_rates)} modes, ' if len(error_rates) > 1 else ''}ER* {er})"
+
+
 def failure_table(d: Discovery) -> list[dict[str, Any]]:
     """Per class: its most important valid label-grouping rule (ER/EC on the fitting rows and on the
     held-out rows), that rule's top caption, the failure direction's top caption and the most
@@ -78,10 +85,11 @@ def failure_table(d: Discovery) -> list[dict[str, Any]]:
     dir_caps = {(c.class_index, c.mode): c.positive for c in d.direction_captions.classes}
     bgs = {c.class_index: c.top for c in d.assignment.classes}
     directions = {x.class_index: x for x in d.directions.directions if x.mode == 0}
-    modes: dict[int, list[str]] = {}
+    by_caption: dict[int, dict[str, list[float]]] = {}  # class -> top caption -> held-out ER of its modes
     for x in d.directions.directions:
         if x.mode and not x.skipped_reason and x.holdout.validated and dir_caps.get((x.class_index, x.mode)):
-            modes.setdefault(x.class_index, []).append(f"{dir_caps[x.class_index, x.mode][0].text} (ER* {x.holdout.error_rate:.2f})")
+            by_caption.setdefault(x.class_index, {}).setdefault(dir_caps[x.class_index, x.mode][0].text, []).append(x.holdout.error_rate)
+    modes = {c: [_mode_summary(text, ers) for text, ers in caps.items()] for c, caps in by_caption.items()}
     rows = []
     classes = sorted({r.class_index for r in d.trees.rules} | set(directions))
     for c in classes:

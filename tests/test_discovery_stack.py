@@ -298,6 +298,7 @@ def test_cli_discover_prints_the_failure_table(w, tmp_path):
     table = lines[header + 1: header + 13]
     assert {row.split()[0] for row in table} == set(w.ds.class_names)
     assert "failure trees cli-trees" in out.stdout and "failure directions: stage" not in out.stdout
+    assert "error-mode directions" in out.stdout and "error modes (validated failure directions" in out.stdout
     assert "%|" in out.stderr  # progress bars
     bad = subprocess.run([sys.executable, "-m", "failurelens.cli", "--state-dir", str(w.state_dir), "discover", "--predictions", "nope",
                           "--features", "x", "--clip", "y", "--text-model", "world-clip"], capture_output=True, text=True, timeout=120)
