@@ -104,7 +104,7 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
 
     def _candidates(self, class_name: str, attributes: dict[str, list[str]], templates: Any) -> list[Any]:
         try:
-            cands = cap.build_candidates(class_name, attributes, templates, neutral=True)
+            cands = cap.build_candidates(class_name, attributes, templates)
         except ValueError as exc:
             raise errors.InvalidArgument.field("vocabulary", str(exc)) from None
         if len(cands) > MAX_CANDIDATES:
@@ -363,7 +363,7 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
                 for c, v in per_class.items():
                     vocab = {**{k: x for k, x in attrs.items() if k != "background"}, "background": v}
                     tmap = {"background": tpls["background"] if isinstance(tpls, dict) and tpls.get("background") else (tpls if isinstance(tpls, list) and tpls else [template.replace("{background}", "{value}")])}
-                    got = [x for x in self._candidates(names[c], vocab, tmap) if x.attribute == "background" and not x.neutral]
+                    got = [x for x in self._candidates(names[c], vocab, tmap) if x.attribute == "background"]
                     if [x.value for x in got] != [" ".join(b.split()) for b in v]:
                         raise errors.InvalidArgument.field("backgrounds", f"class {names[c]!r}: backgrounds must be distinct non-empty phrases")
                     cands[c] = got

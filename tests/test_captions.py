@@ -246,37 +246,6 @@ def test_zero_shot_slice_score_by_hand() -> None:
         slice_caption_scores(s_emb, r_emb, far, "zero_shot")
 
 
-def test_neutral_candidates_compete_but_are_never_ranked() -> None:
-    vocab = {"corruption": ["blurry", "noisy"], "color": ["red", "blue"]}
-    tpl = {"corruption": ["a {value} photo of a {class}", "a {value} photo of a {color} {class}"], "color": ["a photo of a {value} {class}"]}
-    c = build_candidates("arrow", vocab, tpl, neutral=True)
-    assert [(x.attribute, x.value, x.neutral) for x in c] == [
-        ("corruption", "blurry", False), ("corruption", "noisy", False), ("corruption", "", True),
-        ("color", "red", False), ("color", "blue", False), ("color", "", True)]
-    # the attribute's templates with the value left out (spaces collapsed, "an" in the shown text)
-    assert c[2].text == "a photo of an arrow"
-    assert c[2].prompts == ("a photo of a arrow", "a photo of a red arrow", "a photo of a blue arrow")
-    assert c[5].prompts == ("a photo of a arrow",)
-    assert [x for x in build_candidates("arrow", vocab, tpl) if x.neutral] == []
-    # forced choice: slice and rest images all lie nearer "no corruption" than either corruption;
-    # without the neutral caption "blurry" wins a slice that is merely a bit nearer it than "noisy"
-    t = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # blurry, noisy, neutral
-    ang = np.deg2rad([30.0, 35.0, 40.0])
-    slice_emb = np.stack([0.3 * np.cos(ang), 0.1 * np.ones(3), np.ones(3)], 1)  # nearest neutral, then blurry
-    rest_emb = np.stack([0.1 * np.ones(3), 0.3 * np.ones(3), np.ones(3)], 1)  # nearest neutral, then noisy
-    cands = [Candidate("blurry", "corruption", "blurry"), Candidate("noisy", "corruption", "noisy"), Candidate("plain", "corruption", "", neutral=True)]
-    forced = slice_caption_scores(slice_emb, rest_emb, t[:2], "zero_shot", groups=["corruption"] * 2)
-    assert forced[0] > 0.99  # every slice image "blurry", every rest image "noisy"
-    fair = slice_caption_scores(slice_emb, rest_emb, t, "zero_shot", groups=["corruption"] * 3, neutral=[False, False, True])
-    assert abs(fair[0]) < 0.01 and abs(fair[1]) < 0.01 and fair[2] == 0.0
-    # ranking never returns the neutral caption, whatever its score
-    pos, neg = rank_captions(np.array([0.1, 0.2, 9.0]), cands, top_k=5)
-    assert [x.text for x in pos] == ["noisy", "blurry"] and [x.text for x in neg] == ["blurry", "noisy"]
-    assert [x.text for x in caption_slice(slice_emb, rest_emb, t, cands, top_k=3)] == ["blurry", "noisy"]
-    with pytest.raises(ValueError, match="neutral has 2 flags"):
-        slice_caption_scores(slice_emb, rest_emb, t, "zero_shot", groups=["c"] * 3, neutral=[True, False])
-
-
 def test_caption_slice_rejects_bad_input() -> None:
     c = _cands("a", "b")
     t = np.eye(2)

@@ -86,10 +86,6 @@ class Candidate:
     attribute: str
     value: str
     prompts: tuple[str, ...] = ()  # texts to embed and average (prompt ensemble); () -> (text,)
-    #: the attribute's neutral caption (its templates with the value left out, value ""): never
-    #: ranked or returned, only a competitor in the ``zero_shot`` slice score, so that an image
-    #: that shows none of an attribute's values (no corruption, say) need not pick one of them
-    neutral: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +153,7 @@ def expand_template(template: str, fixed: Mapping[str, str], context: Mapping[st
 
 def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
                      templates: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
-                     ensemble: bool = True, neutral: bool = False) -> list[Candidate]:
+                     ensemble: bool = True) -> list[Candidate]:
     """Candidate captions of ``class_name``, one per value of each attribute of ``vocabulary``
     (``{attribute: [value phrase, ...]}``).
 
@@ -173,9 +169,7 @@ def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
     :func:`embed_candidates`). ``ensemble=False``: one candidate per distinct text.
 
     The attribute ``""`` holds free-text captions used as they are (``{class}`` substituted).
-    ``neutral=True`` appends, after each other attribute's values, its neutral candidate (the
-    attribute's templates with ``{value}`` left out, ``value=""``, ``neutral=True``; see
-    :class:`Candidate`). Order is deterministic (vocabulary order, value order, template order); a display text
+    Order is deterministic (vocabulary order, value order, template order); a display text
     produced twice is kept once (its first (attribute, value)).
     """
     if not isinstance(class_name, str) or not class_name.strip():
@@ -211,25 +205,20 @@ def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
         for t in tpls:
             if not isinstance(t, str) or "{value}" not in t:
                 raise ValueError(f"template {t!r} for attribute {attribute!r} has no {{value}} placeholder")
-        def texts_of(v: str) -> list[str]:
-            fixed = {"class": class_name, "value": v}
-            if attribute:
-                fixed[attribute] = v
-            texts: list[str] = []
-            for t in tpls or [v]:
-                for text in expand_template(t, fixed, vocabulary):
-                    text = _clean_text(text)
-                    if text and text not in texts:
-                        texts.append(text)
-            return texts
-
         for value in values:
             if not isinstance(value, str):
                 raise ValueError(f"vocabulary[{attribute!r}] holds {value!r}, not a string")
             v = _clean_text(value)
             if not v:
                 continue
-            texts = texts_of(v)
+            fixed = {"class": class_name, "value": v}
+            if attribute:
+                fixed[attribute] = v
+            texts: list[str] = []
+            for t in tpls or [v]:
+                for text in expand_template(t, fixed, vocabulary):
+                    if text and text not in texts:
+                        texts.append(text)
             if ensemble:
                 if texts and texts[0] not in seen:
                     seen.add(texts[0])
@@ -239,11 +228,7 @@ def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
                     if text not in seen:
                         seen.add(text)
                         out.append(Candidate(text=text, attribute=attribute, value=v))
-        if neutral and attribute and tpls:
-            texts = texts_of("")
-            if texts:
-                out.append(Candidate(text=_articles(texts[0]), attribute=attribute, value="", prompts=tuple(texts), neutral=True))
-    if not any(not c.neutral for c in out):
+    if not out:
         raise ValueError(f"the vocabulary gives no candidate caption for class {class_name!r} "
                          f"(it is empty or all its value lists are empty): {dict(vocabulary)!r}")
     return out
@@ -339,8 +324,7 @@ def _check_texts(text_embeddings: np.ndarray, candidates: Sequence[Candidate], d
 def rank_captions(scores: np.ndarray, candidates: Sequence[Candidate],
                   top_k: int) -> tuple[list[ScoredCaption], list[ScoredCaption]]:
     """``(positive, negative)``: the ``top_k`` candidates with the highest scores (highest first)
-    and the ``top_k`` with the lowest (lowest first). Ties keep candidate order. Neutral candidates
-    are never ranked."""
+    and the ``top_k`` with the lowest (lowest first). Ties keep candidate order."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if s.shape[0] != len(candidates):
         raise ValueError(f"{s.shape[0]} scores for {len(candidates)} candidates")
@@ -348,10 +332,10 @@ def rank_captions(scores: np.ndarray, candidates: Sequence[Candidate],
         raise ValueError("caption scores hold NaN or infinite values")
     if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 0:
         raise ValueError(f"top_k must be a non-negative integer, got {top_k!r}")
-    idx = np.array([i for i, c in enumerate(candidates) if not c.neutral], dtype=np.intp)
-    k = min(int(top_k), len(idx))
-    pos = idx[np.lexsort((idx, -s[idx]))[:k]]
-    neg = idx[np.lexsort((idx, s[idx]))[:k]]
+    k = min(int(top_k), len(candidates))
+    idx = np.arange(len(s))
+    pos = np.lexsort((idx, -s))[:k]
+    neg = np.lexsort((idx, s))[:k]
 
     def mk(i: int) -> ScoredCaption:
         c = candidates[int(i)]
@@ -384,12 +368,10 @@ def _auc_per_column(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
 
 
 def slice_caption_scores(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_embeddings: np.ndarray,
-                         score: str = "mean_diff", groups: Sequence[str] | None = None,
-                         neutral: Sequence[bool] | None = None) -> np.ndarray:
+                         score: str = "mean_diff", groups: Sequence[str] | None = None) -> np.ndarray:
     """One score per caption of how well its text embedding separates the slice's images from
     the rest (see :func:`caption_slice`); ``groups`` (one label per caption, e.g. its attribute)
-    is needed by ``score="zero_shot"``, where captions flagged in ``neutral`` only compete for
-    the images of their group (their own score is 0)."""
+    is needed by ``score="zero_shot"``."""
     if score not in SLICE_SCORES:
         raise ValueError(f"unknown slice-caption score {score!r}; choose from {list(SLICE_SCORES)}")
     t = _matrix(text_embeddings, "text_embeddings")
@@ -411,23 +393,16 @@ def slice_caption_scores(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray
     if groups is None or len(groups) != t.shape[0]:
         raise ValueError(f"score 'zero_shot' needs one group label per caption ({t.shape[0]}), got "
                          f"{'none' if groups is None else len(groups)}")
-    flags = np.zeros(t.shape[0], dtype=bool) if neutral is None else np.asarray(neutral, dtype=bool).reshape(-1)
-    if flags.shape[0] != t.shape[0]:
-        raise ValueError(f"neutral has {flags.shape[0]} flags but there are {t.shape[0]} captions")
     sa, sb = normalise(a) @ tn.T, normalise(b) @ tn.T
     labels = np.asarray([str(g) for g in groups])
-    out = np.zeros(t.shape[0])
+    out = np.empty(t.shape[0])
     for g in dict.fromkeys(labels.tolist()):  # groups in first-seen order
-        cols = np.flatnonzero((labels == g) & ~flags)
-        if len(cols) == 0:
-            continue
-        # each image goes to its nearest caption of the group, neutral ones included (CLIP
-        # zero-shot classification); a neutral win counts for no caption
-        comp = np.concatenate([cols, np.flatnonzero((labels == g) & flags)])
-        fa = np.bincount(sa[:, comp].argmax(axis=1), minlength=len(comp))[:len(cols)] / a.shape[0]
-        fb = np.bincount(sb[:, comp].argmax(axis=1), minlength=len(comp))[:len(cols)] / b.shape[0]
-        out[cols] = fa - fb + _ZERO_SHOT_TIE_BREAK * mean_diff[cols]
-    return out
+        cols = np.flatnonzero(labels == g)
+        # each image goes to its nearest caption of the group (CLIP zero-shot classification)
+        fa = np.bincount(sa[:, cols].argmax(axis=1), minlength=len(cols)) / a.shape[0]
+        fb = np.bincount(sb[:, cols].argmax(axis=1), minlength=len(cols)) / b.shape[0]
+        out[cols] = fa - fb
+    return out + _ZERO_SHOT_TIE_BREAK * mean_diff
 
 
 def caption_slice(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_embeddings: np.ndarray,
@@ -435,10 +410,9 @@ def caption_slice(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_
     """Captions that best tell a slice's images from the rest of their class, best first.
 
     ``score="zero_shot"`` (default): every image is classified zero-shot among the candidates of
-    each attribute (its nearest caption by cosine, one winner per attribute; the attribute's
-    neutral candidate, if the list has one, competes too: build the candidates with
-    ``neutral=True``); a caption scores the fraction of slice images it wins minus the fraction of
-    rest images it wins (ties broken by ``mean_diff``). Only the *relative* similarity of an image to the values of one attribute
+    each attribute (its nearest caption by cosine, one winner per attribute); a caption scores the
+    fraction of slice images it wins minus the fraction of rest images it wins (ties broken by
+    ``mean_diff``). Only the *relative* similarity of an image to the values of one attribute
     counts, so a caption whose text embedding merely lies far from the rest's images does not
     win: on the world's planted slices (the true slice's images against the rest of the class) it
     names 12 of 12 attributes, ``mean_diff`` 11 (night scenes are nearer "a blurry photo" than
@@ -460,8 +434,7 @@ def caption_slice(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_
     ``auc`` in 10 of 12, often less than 0.05 ahead.
     """
     _check_texts(text_embeddings, candidates, None)
-    scores = slice_caption_scores(slice_image_emb, rest_image_emb, text_embeddings, score, groups=[c.attribute for c in candidates],
-                                  neutral=[c.neutral for c in candidates])
+    scores = slice_caption_scores(slice_image_emb, rest_image_emb, text_embeddings, score, groups=[c.attribute for c in candidates])
     return rank_captions(scores, candidates, top_k)[0]
 
 
