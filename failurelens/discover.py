@@ -69,6 +69,11 @@ def discover(client: Any, *, inspected: str, features: str, clip: str, text_mode
     return Discovery(trees, directions, rule_captions, direction_captions, backgrounds, assignment, ev)
 
 
+def _shown(caption: Any) -> str:
+    """A caption's text, with "(?)" when the images nearest it do not fail like its slice."""
+    return caption.text + ("" if caption.validated else " (?)")
+
+
 def _mode_summary(caption: str, error_rates: list[float]) -> str:
     """"caption (ER* 0.90)" for one mode, "caption (3 modes, ER* 0.53-1.00)" for several."""
     lo, hi = min(error_rates), max(error_rates)
@@ -88,7 +93,7 @@ def failure_table(d: Discovery) -> list[dict[str, Any]]:
     by_caption: dict[int, dict[str, list[float]]] = {}  # class -> top caption -> held-out ER of its modes
     for x in d.directions.directions:
         if x.mode and not x.skipped_reason and x.holdout.validated and dir_caps.get((x.class_index, x.mode)):
-            by_caption.setdefault(x.class_index, {}).setdefault(dir_caps[x.class_index, x.mode][0].text, []).append(x.holdout.error_rate)
+            by_caption.setdefault(x.class_index, {}).setdefault(_shown(dir_caps[x.class_index, x.mode][0]), []).append(x.holdout.error_rate)
     modes = {c: [_mode_summary(text, ers) for text, ers in caps.items()] for c, caps in by_caption.items()}
     rows = []
     classes = sorted({r.class_index for r in d.trees.rules} | set(directions))
@@ -105,8 +110,8 @@ def failure_table(d: Discovery) -> list[dict[str, Any]]:
             "ec": best.error_coverage if best else float("nan"),
             "holdout_er": best.holdout.error_rate if best else float("nan"),
             "validated": bool(best and best.holdout.validated),
-            "rule_caption": caps[0].text if caps else "-",
-            "direction_caption": dir_caps[c, 0][0].text if dir_caps.get((c, 0)) else "-",
+            "rule_caption": _shown(caps[0]) if caps else "-",
+            "direction_caption": _shown(dir_caps[c, 0][0]) if dir_caps.get((c, 0)) else "-",
             "direction_validated": bool(direction and direction.holdout.validated),
             "backgrounds": ", ".join(f"{b.background} ({b.count})" for b in bgs.get(c, [])) or "-",
             "modes": modes.get(c, []),
@@ -119,7 +124,8 @@ def print_failure_table(rows: list[dict[str, Any]], out: Callable[[str], None] =
     for r in rows:
         out(f"{r['class']:10s} {r['rule'][:42]:42s} {r['er']:5.2f} {r['ec']:5.2f} {r['holdout_er']:5.2f} {'v' if r['validated'] else ' ':2s} "
             f"{r['rule_caption'][:34]:34s} {r['direction_caption'][:34]:34s} {r['backgrounds']}")
-    out("ER/EC: error rate / error coverage of the rule on the fitting rows; ER*: error rate on held-out rows; v: validated (BH q <= 0.05)")
+    out("ER/EC: error rate / error coverage of the rule on the fitting rows; ER*: error rate on held-out rows; v: validated (BH q <= 0.05); "
+        "(?): the images nearest the caption do not fail like the slice (no caption validated)")
     with_modes = [r for r in rows if r.get("modes")]
     if with_modes:
         out("error modes (validated failure directions of clusters of a class's errors: top caption, ER*):")

@@ -15,6 +15,7 @@ from stored artifacts. Results are returned and stored as JSON/Parquet artifacts
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -47,7 +48,30 @@ def _digest(*parts: Any) -> str:
 
 
 def _caption_pb(c: Any) -> cp.Caption:
-    return cp.Caption(text=c.text, score=float(c.score), attribute=c.attribute, value=c.value)
+    acc = float(c.nearest_accuracy)
+    return cp.Caption(text=c.text, score=float(c.score), attribute=c.attribute, value=c.value,
+                      nearest_accuracy=acc if np.isfinite(acc) else 0.0, validated=bool(c.validated))
+
+
+def _caption_json(c: Any) -> dict[str, Any]:
+    """A caption for a stored JSON document (an unchecked caption's accuracy is null, not NaN)."""
+    d = dataclasses.asdict(c)
+    if not np.isfinite(d["nearest_accuracy"]):
+        d["nearest_accuracy"] = None
+    return d
+
+
+#: captions ranked before validation reorders them (validated first), at least top_k
+VALIDATION_POOL = 10
+
+
+def _ranked_and_checked(rank: Any, top_k: int, cands: list[Any], text_emb: np.ndarray, group_emb: np.ndarray, correct: np.ndarray,
+                        in_slice: np.ndarray, nearest: int) -> list[Any]:
+    """``rank(n)`` -> the n best captions; validated against the group (``in_slice`` marks the
+    slice's images in it), validated first, cut to ``top_k``."""
+    ranked = rank(max(top_k, VALIDATION_POOL))
+    checked = cap.check_captions(ranked, cands, text_emb, group_emb, correct, in_slice, k=nearest)
+    return checked[:top_k]
 
 
 class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
@@ -137,6 +161,8 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
             raise errors.InvalidArgument.field("classes", f"class(es) {unknown} are not in report {request.report_id!r}")
         if request.aligned_images < 0:
             raise errors.InvalidArgument.field("aligned_images", "must not be negative (0 = default 25)")
+        if request.nearest_images < 0:
+            raise errors.InvalidArgument.field("nearest_images", "must not be negative (0 = default 25)")
         wanted = [d for d in report.directions if not d.skipped_reason and (not request.classes or d.class_index in request.classes)]
         return await self.ctx.jobs.run(context, "CaptionDirections", lambda job: self._caption_directions(request, report, model, attributes, templates, top_k, wanted, job))
 
@@ -147,30 +173,45 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
         cands = {d.class_index: self._candidates(d.class_name, attributes, templates) for d in wanted}
         text_emb = dict(zip(cands, self._candidate_embeddings(model, list(cands.values()), job)))
         aligned = request.method == cp.DIRECTION_CAPTION_METHOD_ALIGNED_IMAGES
-        if aligned:
-            clip = self.catalog.embedding(report.clip_embedding_id, "report_id")
-            clip_rows = self.catalog.load_array(clip.rows)
-            clip_emb = self.catalog.load_array(clip.image_embeddings)
+        clip = self.catalog.embedding(report.clip_embedding_id, "report_id")
+        clip_rows = self.catalog.load_array(clip.rows)
+        clip_emb = self.catalog.load_array(clip.image_embeddings)
+        outcomes = inp.load_outcomes(self.catalog, report.prediction_embedding_id, "report_id")
+        nearest = request.nearest_images or 25
         resp = cp.CaptionDirectionsResponse()
         out = []
         for i, d in enumerate(wanted):
             job.progress("caption", i, len(wanted), d.class_name + (f" mode {d.mode}" if d.mode else ""))
             c = cands[d.class_index]
+            # the class's images ordered by decision value: most aligned = the slice, the rest = the class
+            rows, dv = self.catalog.load_array(d.rows), self.catalog.load_array(d.decision_values)
+            pos_in_clip = np.searchsorted(clip_rows, rows)
+            group_emb = clip_emb[pos_in_clip]
+            correct = ~outcomes.wrong[np.searchsorted(outcomes.rows, rows)]
+            order = np.argsort(-dv, kind="stable")
+            k = min(request.aligned_images or 25, len(order) - 1)
+            in_slice = np.zeros(len(rows), dtype=bool)
+            in_slice[order[:k]] = True
+            te = text_emb[d.class_index]
             if aligned:
-                # the class's images ordered by decision value: most aligned = the slice, the rest = the class
-                rows, dv = self.catalog.load_array(d.rows), self.catalog.load_array(d.decision_values)
-                pos_in_clip = np.searchsorted(clip_rows, rows)
-                order = np.argsort(-dv, kind="stable")
-                k = min(request.aligned_images or 25, len(order) - 1)
-                top, rest = clip_emb[pos_in_clip[order[:k]]], clip_emb[pos_in_clip[order[k:]]]
-                pos = cap.caption_slice(top, rest, text_emb[d.class_index], c, top_k=top_k)
+                top, rest = group_emb[order[:k]], group_emb[order[k:]]
+
+                def rank(n: int) -> list[Any]:
+                    return cap.caption_slice(top, rest, te, c, top_k=n)
+
                 neg = cap.caption_slice(rest[-k:] if len(rest) >= k else rest, np.concatenate([top, rest[:-k]]) if len(rest) > k else top,
-                                        text_emb[d.class_index], c, top_k=top_k)
+                                        te, c, top_k=top_k)
             else:
                 direction = self.catalog.load_array(d.direction)
-                pos, neg = cap.caption_direction(direction, text_emb[d.class_index], c, top_k=top_k, intercept=intercepts.get((d.class_index, d.mode), 0.0))
+                b = intercepts.get((d.class_index, d.mode), 0.0)
+
+                def rank(n: int) -> list[Any]:
+                    return cap.caption_direction(direction, te, c, top_k=n, intercept=b)[0]
+
+                neg = cap.caption_direction(direction, te, c, top_k=top_k, intercept=b)[1]
+            pos = _ranked_and_checked(rank, top_k, c, te, group_emb, correct, in_slice, nearest)
             resp.classes.append(cp.ClassCaptions(class_index=d.class_index, class_name=d.class_name, mode=d.mode, positive=[_caption_pb(x) for x in pos], negative=[_caption_pb(x) for x in neg]))
-            out.append({"class_index": d.class_index, "class_name": d.class_name, "mode": d.mode, "positive": [vars(x) for x in pos], "negative": [vars(x) for x in neg]})
+            out.append({"class_index": d.class_index, "class_name": d.class_name, "mode": d.mode, "positive": [_caption_json(x) for x in pos], "negative": [_caption_json(x) for x in neg]})
         resp.captions.CopyFrom(self._put_json(f"captions/{request.report_id}/directions-{_digest(request.SerializeToString(deterministic=True).hex())}.json", out))
         job.progress("caption", len(wanted), len(wanted), "done", force=True)
         return resp
@@ -187,6 +228,8 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
         top_k = request.top_k or 5
         if top_k < 1:
             raise errors.InvalidArgument.field("top_k", f"{top_k} must be at least 1 (0 = default 5)")
+        if request.nearest_images < 0:
+            raise errors.InvalidArgument.field("nearest_images", "must not be negative (0 = default 25)")
         return await self.ctx.jobs.run(context, "CaptionRules", lambda job: self._caption_rules(request, report, trees, full, model, clip, feats, attributes, templates, top_k, job))
 
     def _caption_rules(self, request: cp.CaptionRulesRequest, report: Any, trees: list[Any], full: dict[str, Any], model: registry_pb2.Model, clip: Any, feats: Any,
@@ -226,10 +269,12 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
                 if member.sum() == 0 or (~member).sum() == 0:
                     continue
                 key = (t.grouping, t.class_index)
-                best = cap.caption_slice(clip_emb[group[member]], clip_emb[group[~member]], text_emb[key], cands[key], top_k=top_k)
+                group_emb = clip_emb[group]
+                best = _ranked_and_checked(lambda n: cap.caption_slice(group_emb[member], group_emb[~member], text_emb[key], cands[key], top_k=n),
+                                           top_k, cands[key], text_emb[key], group_emb, ~out.wrong[group], member, request.nearest_images or 25)
                 resp.rules.append(cp.RuleCaptions(class_index=t.class_index, grouping=GROUPING_ENUM[t.grouping], leaf_id=leaf.leaf_id, captions=[_caption_pb(x) for x in best]))
                 stored.append({"class_index": t.class_index, "class_name": names[t.class_index], "grouping": t.grouping, "leaf_id": leaf.leaf_id,
-                               "rule": leaf.text, "captions": [vars(x) for x in best]})
+                               "rule": leaf.text, "captions": [_caption_json(x) for x in best]})
             del X
         resp.captions.CopyFrom(self._put_json(f"captions/{request.report_id}/rules-{_digest(request.SerializeToString(deterministic=True).hex())}.json", stored))
         job.progress("caption", len(rules), len(rules), "done", force=True)

@@ -46,6 +46,7 @@ from failurelens.discovery.captions import (
     caption_direction,
     caption_names_attribute,
     caption_slice,
+    check_captions,
     embed_candidates,
     expand_template,
     normalise,
@@ -244,6 +245,45 @@ def test_zero_shot_slice_score_by_hand() -> None:
     assert np.argmax(slice_caption_scores(s_emb, r_emb, far, "zero_shot", groups=["c"] * 3)) == 0
     with pytest.raises(ValueError, match="one group label per caption"):
         slice_caption_scores(s_emb, r_emb, far, "zero_shot")
+
+
+def test_check_captions_validates_by_the_accuracy_near_each_caption() -> None:
+    # a class of 40 images on 4 axes: 10 along each; the model fails on all of axis 0 and on 2 of axis 1
+    e = np.eye(4)
+    x = np.repeat(e, 10, axis=0) + 0.01 * np.arange(40)[:, None] * e[[3]]
+    correct = np.ones(40, dtype=bool)
+    correct[:10] = False
+    correct[10:12] = False
+    cands = [Candidate(f"c{i}", "background", f"v{i}") for i in range(4)]
+    ranked = [ScoredCaption("c1", 0.9, "background", "v1"), ScoredCaption("c0", 0.5, "background", "v0"), ScoredCaption("c2", 0.1, "background", "v2")]
+    in_slice = np.zeros(40, dtype=bool)
+    in_slice[:10] = True
+    got = check_captions(ranked, cands, e, x, correct, in_slice, k=10)
+    # group accuracy 28/40 = 0.7, slice 0 -> bar 0.35; nearest 10: c0 -> 0.0, c1 -> 0.8, c2 -> 1.0
+    assert [(c.text, c.nearest_accuracy, c.validated) for c in got] == [("c0", 0.0, True), ("c1", 0.8, False), ("c2", 1.0, False)]
+    assert got[0].score == 0.5 and got[1].score == 0.9  # scores kept, validated first
+    # the bar is (group + slice accuracy) / 2: half of axis 0 and half of axis 1 (accuracy 3/10)
+    # against a group at 0.7 -> bar 0.5; c0's nearest 10 (0.0) pass, c1's (0.8) do not
+    s2 = np.zeros(40, dtype=bool)
+    s2[5:15] = True
+    assert [(c.text, c.validated) for c in check_captions(ranked[:2], cands, e, x, correct, s2, k=10)] == [("c0", True), ("c1", False)]
+    # as many nearest images as the slice has: a 2-image slice checks the 2 nearest
+    tiny = np.zeros(40, dtype=bool)
+    tiny[10:12] = True
+    got = check_captions(ranked[:1], cands, e, x, correct, tiny, k=10)
+    assert got[0].nearest_accuracy == 0.0 and got[0].validated is True  # the 2 images nearest c1 are its 2 failures
+    # a slice no worse than its group validates nothing
+    ok = np.zeros(40, dtype=bool)
+    ok[20:] = True
+    assert not any(c.validated for c in check_captions(ranked, cands, e, x, correct, ok, k=10))
+    with pytest.raises(ValueError, match="not one of the candidates"):
+        check_captions([ScoredCaption("zz", 1.0, "", "")], cands, e, x, correct, in_slice)
+    with pytest.raises(ValueError, match="one entry per group image"):
+        check_captions(ranked, cands, e, x, correct[:3], in_slice)
+    with pytest.raises(ValueError, match="in_slice must be a boolean mask"):
+        check_captions(ranked, cands, e, x, correct, in_slice[:5])
+    with pytest.raises(ValueError, match="slice has no images"):
+        check_captions(ranked, cands, e, x, correct, np.zeros(40, dtype=bool))
 
 
 def test_caption_slice_rejects_bad_input() -> None:

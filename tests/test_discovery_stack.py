@@ -157,8 +157,21 @@ def test_captions_name_the_planted_attributes(w):
     assert named >= len(cfg.planted_slices) // 2, named
     stored = w.st.get_json(w.st.key_from_uri(resp.captions.uri))
     assert len(stored) == len(resp.classes)
+    # every positive caption is validated on the class (accuracy of the images nearest it), validated ones first
+    labels, preds = arr(w, w.emb["world-convnet-a"].labels), arr(w, w.emb["world-convnet-a"].predictions)
+    for c in resp.classes:
+        flags = [x.validated for x in c.positive]
+        assert flags == sorted(flags, reverse=True) and all(0.0 <= x.nearest_accuracy <= 1.0 for x in c.positive)
+        class_acc = float((labels == preds)[labels == c.class_index].mean())
+        assert all(x.nearest_accuracy < class_acc for x in c.positive if x.validated)
+    assert sum(c.positive[0].validated for c in resp.classes if c.positive) >= len(resp.classes) // 2
+    item = stored[0]["positive"][0]
+    assert set(item) >= {"text", "score", "nearest_accuracy", "validated"}
+    assert all(x["nearest_accuracy"] is None for x in stored[0]["negative"])  # easy captions are not checked
+    assert code(w.client.caption_directions, report_id="d1", text_model_id="world-clip", vocabulary=vocab, nearest_images=-1) == grpc.StatusCode.INVALID_ARGUMENT
     rules = w.client.caption_rules(report_id="t1", text_model_id="world-clip", clip_embedding_id=w.emb["world-clip"].embedding_id, vocabulary=vocab, top_k=2)
     assert len(rules.rules) >= 1 and all(len(r.captions) == 2 for r in rules.rules)
+    assert sum(r.captions[0].validated for r in rules.rules) >= len(rules.rules) // 2
     # validation (paper 002): the model is worse on the images nearest the hard caption
     s = next(x for x in cfg.planted_slices if x.attribute == "background")
     dom = cfg.bias[s.class_name].background

@@ -35,19 +35,23 @@ class CaptionVocabulary(_message.Message):
     def __init__(self, templates: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Mapping[str, _common_pb2.StringList]] = ..., vocabulary_uri: _Optional[str] = ...) -> None: ...
 
 class Caption(_message.Message):
-    __slots__ = ("text", "score", "attribute", "value")
+    __slots__ = ("text", "score", "attribute", "value", "nearest_accuracy", "validated")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    VALIDATED_FIELD_NUMBER: _ClassVar[int]
     text: str
     score: float
     attribute: str
     value: str
-    def __init__(self, text: _Optional[str] = ..., score: _Optional[float] = ..., attribute: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    nearest_accuracy: float
+    validated: bool
+    def __init__(self, text: _Optional[str] = ..., score: _Optional[float] = ..., attribute: _Optional[str] = ..., value: _Optional[str] = ..., nearest_accuracy: _Optional[float] = ..., validated: _Optional[bool] = ...) -> None: ...
 
 class CaptionDirectionsRequest(_message.Message):
-    __slots__ = ("report_id", "text_model_id", "vocabulary", "top_k", "classes", "method", "aligned_images")
+    __slots__ = ("report_id", "text_model_id", "vocabulary", "top_k", "classes", "method", "aligned_images", "nearest_images")
     REPORT_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     VOCABULARY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +59,7 @@ class CaptionDirectionsRequest(_message.Message):
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     ALIGNED_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_IMAGES_FIELD_NUMBER: _ClassVar[int]
     report_id: str
     text_model_id: str
     vocabulary: CaptionVocabulary
@@ -62,7 +67,8 @@ class CaptionDirectionsRequest(_message.Message):
     classes: _containers.RepeatedScalarFieldContainer[int]
     method: DirectionCaptionMethod
     aligned_images: int
-    def __init__(self, report_id: _Optional[str] = ..., text_model_id: _Optional[str] = ..., vocabulary: _Optional[_Union[CaptionVocabulary, _Mapping]] = ..., top_k: _Optional[int] = ..., classes: _Optional[_Iterable[int]] = ..., method: _Optional[_Union[DirectionCaptionMethod, str]] = ..., aligned_images: _Optional[int] = ...) -> None: ...
+    nearest_images: int
+    def __init__(self, report_id: _Optional[str] = ..., text_model_id: _Optional[str] = ..., vocabulary: _Optional[_Union[CaptionVocabulary, _Mapping]] = ..., top_k: _Optional[int] = ..., classes: _Optional[_Iterable[int]] = ..., method: _Optional[_Union[DirectionCaptionMethod, str]] = ..., aligned_images: _Optional[int] = ..., nearest_images: _Optional[int] = ...) -> None: ...
 
 class ClassCaptions(_message.Message):
     __slots__ = ("class_index", "class_name", "positive", "negative", "mode")
@@ -87,18 +93,20 @@ class CaptionDirectionsResponse(_message.Message):
     def __init__(self, classes: _Optional[_Iterable[_Union[ClassCaptions, _Mapping]]] = ..., captions: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class CaptionRulesRequest(_message.Message):
-    __slots__ = ("report_id", "text_model_id", "clip_embedding_id", "vocabulary", "top_k")
+    __slots__ = ("report_id", "text_model_id", "clip_embedding_id", "vocabulary", "top_k", "nearest_images")
     REPORT_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     CLIP_EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
     VOCABULARY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_IMAGES_FIELD_NUMBER: _ClassVar[int]
     report_id: str
     text_model_id: str
     clip_embedding_id: str
     vocabulary: CaptionVocabulary
     top_k: int
-    def __init__(self, report_id: _Optional[str] = ..., text_model_id: _Optional[str] = ..., clip_embedding_id: _Optional[str] = ..., vocabulary: _Optional[_Union[CaptionVocabulary, _Mapping]] = ..., top_k: _Optional[int] = ...) -> None: ...
+    nearest_images: int
+    def __init__(self, report_id: _Optional[str] = ..., text_model_id: _Optional[str] = ..., clip_embedding_id: _Optional[str] = ..., vocabulary: _Optional[_Union[CaptionVocabulary, _Mapping]] = ..., top_k: _Optional[int] = ..., nearest_images: _Optional[int] = ...) -> None: ...
 
 class RuleCaptions(_message.Message):
     __slots__ = ("class_index", "grouping", "leaf_id", "captions")
