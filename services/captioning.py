@@ -61,17 +61,16 @@ def _caption_json(c: Any) -> dict[str, Any]:
     return d
 
 
-#: captions ranked before validation reorders them (validated first), at least top_k
+#: how many of the best-ranked captions are validated (and reordered, validated first) before the
+#: top_k are kept
 VALIDATION_POOL = 10
 
 
-def _ranked_and_checked(rank: Any, top_k: int, cands: list[Any], text_emb: np.ndarray, group_emb: np.ndarray, correct: np.ndarray,
-                        in_slice: np.ndarray, nearest: int) -> list[Any]:
-    """``rank(n)`` -> the n best captions; validated against the group (``in_slice`` marks the
-    slice's images in it), validated first, cut to ``top_k``."""
-    ranked = rank(max(top_k, VALIDATION_POOL))
-    checked = cap.check_captions(ranked, cands, text_emb, group_emb, correct, in_slice, k=nearest)
-    return checked[:top_k]
+def _checked(ranked: list[Any], top_k: int, cands: list[Any], text_emb: np.ndarray, group_emb: np.ndarray, correct: np.ndarray,
+             in_slice: np.ndarray, nearest: int) -> list[Any]:
+    """The ``top_k`` of the ranked captions after validation against the group (``in_slice``
+    marks the slice's images in it) has put the validated ones first."""
+    return cap.check_captions(ranked, cands, text_emb, group_emb, correct, in_slice, k=nearest)[:top_k]
 
 
 class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
@@ -193,23 +192,17 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
             in_slice = np.zeros(len(rows), dtype=bool)
             in_slice[order[:k]] = True
             te = text_emb[d.class_index]
+            pool = max(top_k, VALIDATION_POOL)
             if aligned:
                 top, rest = group_emb[order[:k]], group_emb[order[k:]]
-
-                def rank(n: int) -> list[Any]:
-                    return cap.caption_slice(top, rest, te, c, top_k=n)
-
+                ranked = cap.caption_slice(top, rest, te, c, top_k=pool)
                 neg = cap.caption_slice(rest[-k:] if len(rest) >= k else rest, np.concatenate([top, rest[:-k]]) if len(rest) > k else top,
                                         te, c, top_k=top_k)
             else:
-                direction = self.catalog.load_array(d.direction)
-                b = intercepts.get((d.class_index, d.mode), 0.0)
-
-                def rank(n: int) -> list[Any]:
-                    return cap.caption_direction(direction, te, c, top_k=n, intercept=b)[0]
-
-                neg = cap.caption_direction(direction, te, c, top_k=top_k, intercept=b)[1]
-            pos = _ranked_and_checked(rank, top_k, c, te, group_emb, correct, in_slice, nearest)
+                ranked, neg = cap.caption_direction(self.catalog.load_array(d.direction), te, c, top_k=pool,
+                                                    intercept=intercepts.get((d.class_index, d.mode), 0.0))
+                neg = neg[:top_k]
+            pos = _checked(ranked, top_k, c, te, group_emb, correct, in_slice, nearest)
             resp.classes.append(cp.ClassCaptions(class_index=d.class_index, class_name=d.class_name, mode=d.mode, positive=[_caption_pb(x) for x in pos], negative=[_caption_pb(x) for x in neg]))
             out.append({"class_index": d.class_index, "class_name": d.class_name, "mode": d.mode, "positive": [_caption_json(x) for x in pos], "negative": [_caption_json(x) for x in neg]})
         resp.captions.CopyFrom(self._put_json(f"captions/{request.report_id}/directions-{_digest(request.SerializeToString(deterministic=True).hex())}.json", out))
@@ -270,8 +263,8 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
                     continue
                 key = (t.grouping, t.class_index)
                 group_emb = clip_emb[group]
-                best = _ranked_and_checked(lambda n: cap.caption_slice(group_emb[member], group_emb[~member], text_emb[key], cands[key], top_k=n),
-                                           top_k, cands[key], text_emb[key], group_emb, ~out.wrong[group], member, request.nearest_images or 25)
+                ranked = cap.caption_slice(group_emb[member], group_emb[~member], text_emb[key], cands[key], top_k=max(top_k, VALIDATION_POOL))
+                best = _checked(ranked, top_k, cands[key], text_emb[key], group_emb, ~out.wrong[group], member, request.nearest_images or 25)
                 resp.rules.append(cp.RuleCaptions(class_index=t.class_index, grouping=GROUPING_ENUM[t.grouping], leaf_id=leaf.leaf_id, captions=[_caption_pb(x) for x in best]))
                 stored.append({"class_index": t.class_index, "class_name": names[t.class_index], "grouping": t.grouping, "leaf_id": leaf.leaf_id,
                                "rule": leaf.text, "captions": [_caption_json(x) for x in best]})
