@@ -14,28 +14,42 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import grpc
+from google.protobuf import message
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from failurelens import topology
 from failurelens.v1 import (
-    captioning_pb2, captioning_pb2_grpc, common_pb2, embedding_pb2, embedding_pb2_grpc, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc,
-    pipeline_pb2_grpc, registry_pb2, registry_pb2_grpc, retraining_pb2_grpc, slice_discovery_pb2, slice_discovery_pb2_grpc,
+    captioning_pb2,
+    captioning_pb2_grpc,
+    common_pb2,
+    embedding_pb2,
+    embedding_pb2_grpc,
+    generation_pb2_grpc,
+    jobs_pb2_grpc,
+    pipeline_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+    retraining_pb2_grpc,
+    slice_discovery_pb2,
+    slice_discovery_pb2_grpc,
 )
 
-STUBS = {
-    "registry": registry_pb2_grpc.RegistryStub,
-    "embedding": embedding_pb2_grpc.EmbeddingStub,
-    "slice_discovery": slice_discovery_pb2_grpc.SliceDiscoveryStub,
-    "captioning": captioning_pb2_grpc.CaptioningStub,
-    "generation": generation_pb2_grpc.GenerationStub,
-    "retraining": retraining_pb2_grpc.RetrainingStub,
-    "pipeline": pipeline_pb2_grpc.PipelineStub,
-}
 ProgressCallback = Callable[[common_pb2.Progress], None]
+#: the google.rpc detail types failurelens servers send
+DETAIL_TYPES = (
+    error_details_pb2.BadRequest,
+    error_details_pb2.ResourceInfo,
+    error_details_pb2.PreconditionFailure,
+    error_details_pb2.ErrorInfo,
+    common_pb2.RowErrors,
+)
 
 
 class _CallDefaults(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -50,15 +64,15 @@ class _CallDefaults(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInte
         timeout = d.timeout if d.timeout is not None else self._timeout
         return _Details(d.method, timeout, md, d.credentials, getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
 
-    def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001, ANN201
+    def intercept_unary_unary(self, continuation, client_call_details, request):
         return continuation(self._details(client_call_details), request)
 
-    def intercept_unary_stream(self, continuation, client_call_details, request):  # noqa: ANN001, ANN201
+    def intercept_unary_stream(self, continuation, client_call_details, request):
         return continuation(self._details(client_call_details), request)
 
 
 class _Details(grpc.ClientCallDetails):
-    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # noqa: ANN001
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
         self.method, self.timeout, self.metadata = method, timeout, metadata
         self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 
@@ -66,17 +80,28 @@ class _Details(grpc.ClientCallDetails):
 class FailureLensError(RuntimeError):
     """A failed call, with the status code and the server's rich error details."""
 
-    def __init__(self, err: grpc.RpcError) -> None:
-        self.code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-        self.details_text = err.details() if hasattr(err, "details") else str(err)
-        self.rich = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
-        super().__init__(describe_error(err))
+    def __init__(self, err: grpc.RpcError | None, message: str = "") -> None:
+        self.code = err.code() if err is not None and hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+        self.details_text = err.details() if err is not None and hasattr(err, "details") else message or str(err)
+        self.rich = rpc_status.from_call(err) if err is not None and hasattr(err, "trailing_metadata") else None
+        super().__init__(describe_error(err) if err is not None else f"UNKNOWN: {message}")
+
+
+def unpack_details(status: status_pb2.Status) -> list[message.Message]:
+    """The known detail messages of a google.rpc.Status (``rpc_status.from_call(err)``)."""
+    out: list[message.Message] = []
+    for packed in status.details:
+        for t in DETAIL_TYPES:
+            if packed.Is(t.DESCRIPTOR):
+                m = t()
+                packed.Unpack(m)
+                out.append(m)
+                break
+    return out
 
 
 def describe_error(err: grpc.RpcError) -> str:
     """One readable text for a failed call: code, message, and the error details."""
-    from failurelens.runtime.errors import unpack_details
-
     code = err.code().name if hasattr(err, "code") else "UNKNOWN"
     lines = [f"{code}: {err.details() if hasattr(err, 'details') else err}"]
     status = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
@@ -93,8 +118,20 @@ def describe_error(err: grpc.RpcError) -> str:
 
 
 class FailureLensClient:
-    def __init__(self, addresses: Mapping[str, str], token: str | None = None, timeout: float | None = 600.0,
-                 max_message_bytes: int = 16 * 1024 * 1024) -> None:
+    """One channel per service named in ``addresses`` (see :data:`failurelens.topology.SERVICES`),
+    each with its generated stub as an attribute of the service's name."""
+
+    registry: registry_pb2_grpc.RegistryStub
+    embedding: embedding_pb2_grpc.EmbeddingStub
+    slice_discovery: slice_discovery_pb2_grpc.SliceDiscoveryStub
+    captioning: captioning_pb2_grpc.CaptioningStub
+    generation: generation_pb2_grpc.GenerationStub
+    retraining: retraining_pb2_grpc.RetrainingStub
+    pipeline: pipeline_pb2_grpc.PipelineStub
+
+    def __init__(
+        self, addresses: Mapping[str, str], token: str | None = None, timeout: float | None = 600.0, max_message_bytes: int = 16 * 1024 * 1024
+    ) -> None:
         self.addresses = dict(addresses)
         self.token = token if token is not None else os.environ.get("FAILURELENS_AUTH_TOKEN") or None
         self._channels: dict[str, grpc.Channel] = {}
@@ -102,13 +139,13 @@ class FailureLensClient:
         defaults = _CallDefaults(self.token, timeout)
         for name, addr in self.addresses.items():
             self._channels[name] = grpc.intercept_channel(grpc.insecure_channel(addr, options=opts), defaults)
-        for name, stub in STUBS.items():
-            if name in self._channels:
-                setattr(self, name, stub(self._channels[name]))
+        for service in topology.SERVICES:
+            if service.name in self._channels:
+                setattr(self, service.name, service.stub(self._channels[service.name]))
         self.store_uri: str = ""
 
     @classmethod
-    def from_stack(cls, state_dir: str | os.PathLike[str] = ".state", **kw: Any) -> "FailureLensClient":
+    def from_stack(cls, state_dir: str | os.PathLike[str] = ".state", **kw: Any) -> FailureLensClient:
         path = Path(state_dir) / "stack.json"
         if not path.exists():
             raise FileNotFoundError(f"no running stack recorded in {path}; start one with `failurelens up`")
@@ -121,7 +158,7 @@ class FailureLensClient:
         for ch in self._channels.values():
             ch.close()
 
-    def __enter__(self) -> "FailureLensClient":
+    def __enter__(self) -> FailureLensClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -147,7 +184,7 @@ class FailureLensClient:
                     return getattr(u, result_field)
         except grpc.RpcError as err:
             raise FailureLensError(err) from None
-        raise FailureLensError.__new__(FailureLensError)  # pragma: no cover - stream ended without result
+        raise FailureLensError(None, f"the job's stream ended without a {result_field!r} update")
 
     @staticmethod
     def call(fn: Callable[..., Any], request: Any, **kw: Any) -> Any:
@@ -172,15 +209,21 @@ class FailureLensClient:
         return self.call(self.embedding.EmbedTexts, embedding_pb2.EmbedTextsRequest(model_id=model_id, texts=texts, name=name))
 
     # --- discovery and captioning ------------------------------------------------------------
-    def fit_failure_trees(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> slice_discovery_pb2.FailureTreesReport:
+    def fit_failure_trees(
+        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
+    ) -> slice_discovery_pb2.FailureTreesReport:
         req = slice_discovery_pb2.FitFailureTreesRequest(**fields)
         return self.run_job(self.slice_discovery.FitFailureTrees(req, timeout=timeout), "result", on_progress)
 
-    def fit_failure_directions(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> slice_discovery_pb2.FailureDirectionsReport:
+    def fit_failure_directions(
+        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
+    ) -> slice_discovery_pb2.FailureDirectionsReport:
         req = slice_discovery_pb2.FitFailureDirectionsRequest(**fields)
         return self.run_job(self.slice_discovery.FitFailureDirections(req, timeout=timeout), "result", on_progress)
 
-    def render_feature_evidence(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> slice_discovery_pb2.FeatureEvidenceReport:
+    def render_feature_evidence(
+        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
+    ) -> slice_discovery_pb2.FeatureEvidenceReport:
         req = slice_discovery_pb2.RenderFeatureEvidenceRequest(**fields)
         return self.run_job(self.slice_discovery.RenderFeatureEvidence(req, timeout=timeout), "result", on_progress)
 
@@ -196,6 +239,8 @@ class FailureLensClient:
     def propose_backgrounds(self, timeout: float | None = None, **fields: Any) -> captioning_pb2.ProposeBackgroundsResponse:
         return self.call(self.captioning.ProposeBackgrounds, captioning_pb2.ProposeBackgroundsRequest(**fields), timeout=timeout)
 
-    def assign_backgrounds(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> captioning_pb2.BackgroundAssignment:
+    def assign_backgrounds(
+        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
+    ) -> captioning_pb2.BackgroundAssignment:
         req = captioning_pb2.AssignBackgroundsRequest(**fields)
         return self.run_job(self.captioning.AssignBackgrounds(req, timeout=timeout), "result", on_progress)

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
-import pandas as pd
+from typing import Any
 
 from failurelens.data.manifest import load_class_names, load_manifest, manifest_from_directory
 from failurelens.store.base import ArtifactStore
+from failurelens.v1 import registry_pb2
 
 _CLASS_FILES = ("classes.txt", "class_names.json", "class_names.txt")
 
 
 def upload_dataset(
-    store: ArtifactStore, path: str | os.PathLike[str], name: str, class_names: list[str] | None = None,
+    store: ArtifactStore,
+    path: str | os.PathLike[str],
+    name: str,
+    class_names: list[str] | None = None,
     on_file: Callable[[int, int], None] | None = None,
 ) -> tuple[str, list[str]]:
     """Upload a dataset folder or a local manifest with its images; returns (manifest_uri, class_names).
@@ -78,3 +81,42 @@ def upload_file(store: ArtifactStore, path: str | os.PathLike[str], key: str) ->
     with open(p, "rb") as f:
         info = store.put_stream(key, f, p.stat().st_size)
     return store.uri(info.key)
+
+
+#: the model kinds by their CLI / manifest names
+MODEL_KINDS = {
+    "classifier": registry_pb2.MODEL_KIND_CLASSIFIER,
+    "feature_extractor": registry_pb2.MODEL_KIND_FEATURE_EXTRACTOR,
+    "image_text": registry_pb2.MODEL_KIND_IMAGE_TEXT,
+}
+
+
+def upload_and_register_dataset(
+    client: Any,
+    store: ArtifactStore,
+    path: str,
+    name: str,
+    class_names: list[str] | None = None,
+    on_file: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[Any], None] | None = None,
+    **fields: Any,
+) -> registry_pb2.Dataset:
+    """Register a dataset from a local folder or manifest (uploaded first) or from a manifest URI
+    already in the store; ``fields`` are further RegisterDatasetRequest fields."""
+    if "://" in path:
+        manifest_uri, names = path, class_names or []
+    else:
+        manifest_uri, names = upload_dataset(store, path, name, class_names, on_file=on_file)
+    return client.register_dataset(on_progress=on_progress, name=name, manifest_uri=manifest_uri, class_names=names, **fields)
+
+
+def upload_and_register_model(
+    client: Any, store: ArtifactStore, onnx: str, name: str, kind: str, text_onnx: str = "", **fields: Any
+) -> registry_pb2.Model:
+    """Register an ONNX model (and, for image-text models, its text encoder) from local files
+    (uploaded first) or URIs already in the store; ``fields`` are further RegisterModelRequest fields."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; use one of {sorted(MODEL_KINDS)}")
+    onnx_uri = onnx if "://" in onnx else upload_file(store, onnx, f"uploads/models/{name}/model.onnx")
+    text_uri = text_onnx if not text_onnx or "://" in text_onnx else upload_file(store, text_onnx, f"uploads/models/{name}/text.onnx")
+    return client.register_model(name=name, kind=MODEL_KINDS[kind], onnx_uri=onnx_uri, text_onnx_uri=text_uri, **fields)

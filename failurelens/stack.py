@@ -26,11 +26,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from failurelens import topology
 from failurelens.triton.launcher import TritonServer, process_group_members
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("registry", "embedding", "slice_discovery", "captioning", "generation", "retraining", "pipeline")
 STACK_FILE = "stack.json"
 
 
@@ -70,7 +70,7 @@ class Stack:
         host: str = "127.0.0.1",
         base_port: int = 0,
         auth_token: str = "",
-        services: tuple[str, ...] = SERVICES,
+        services: tuple[str, ...] = topology.NAMES,
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
@@ -89,39 +89,68 @@ class Stack:
         """A fixed port under --base-port, else None (the process binds a free one itself)."""
         return self.base_port + offset if self.base_port else None
 
-    def start(self, timeout: float = 180.0) -> "Stack":
+    def start(self, timeout: float = 180.0) -> Stack:
         for d in (self.log_dir, self.repo_dir):
             d.mkdir(parents=True, exist_ok=True)
         if self.store.startswith("file://"):
-            Path(self.store[len("file://"):]).mkdir(parents=True, exist_ok=True)
+            Path(self.store[len("file://") :]).mkdir(parents=True, exist_ok=True)
         try:
+            t = topology.TRITON_OFFSET
             self.triton = TritonServer(
-                self.repo_dir, http_port=self._port(100), grpc_port=self._port(101), metrics_port=self._port(102), log_path=self.log_dir / "tritonserver.log",
-                work_dir=self.state_dir / "triton_work", model_control="explicit", load_models=("*",) if any(self.repo_dir.iterdir()) else (),
+                self.repo_dir,
+                http_port=self._port(t),
+                grpc_port=self._port(t + 1),
+                metrics_port=self._port(t + 2),
+                log_path=self.log_dir / "tritonserver.log",
+                work_dir=self.state_dir / "triton_work",
+                model_control="explicit",
+                load_models=("*",) if any(self.repo_dir.iterdir()) else (),
             )
             self.triton.start(timeout=timeout)
             env = dict(os.environ)
             env.update(self.extra_env)
-            env.update({
-                "FAILURELENS_STORE": self.store, "FAILURELENS_TRITON_URL": self.triton.grpc_url,
-                "FAILURELENS_TRITON_REPOSITORY": str(self.repo_dir), "FAILURELENS_STATE_DIR": str(self.state_dir),
-                "FAILURELENS_AUTH_TOKEN": self.auth_token, "PYTHONUNBUFFERED": "1",
-                "FAILURELENS_TRITON_SHARED_MEMORY": "1",  # same host: inputs through /dev/shm, not the gRPC message
-            })
+            env.update(
+                {
+                    "FAILURELENS_STORE": self.store,
+                    "FAILURELENS_TRITON_URL": self.triton.grpc_url,
+                    "FAILURELENS_TRITON_REPOSITORY": str(self.repo_dir),
+                    "FAILURELENS_STATE_DIR": str(self.state_dir),
+                    "FAILURELENS_AUTH_TOKEN": self.auth_token,
+                    "PYTHONUNBUFFERED": "1",
+                    "FAILURELENS_TRITON_SHARED_MEMORY": "1",  # same host: inputs through /dev/shm, not the gRPC message
+                }
+            )
             port_dir = self.state_dir / "ports"
             port_dir.mkdir(exist_ok=True)
-            for i, name in enumerate(self.services):
+            fixed = topology.ports(self.base_port)
+            for name in self.services:
                 # without a base port each service binds port 0 itself and reports what it got in
                 # its port file: no window in which another process can take a port picked for it
-                port, mport = (self.base_port + i, self.base_port + 50 + i) if self.base_port else (0, 0)
+                port, mport = fixed[name] if self.base_port else (0, 0)
                 port_file = port_dir / name
                 port_file.unlink(missing_ok=True)
                 log_path = self.log_dir / f"{name}.log"
                 fh = open(log_path, "ab")
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", f"failurelens.services.{name}", "--host", self.host, "--port", str(port), "--metrics-port", str(mport),
-                     "--port-file", str(port_file)],
-                    stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True, close_fds=True,
+                    [
+                        sys.executable,
+                        "-m",
+                        topology.BY_NAME[name].module,
+                        "--host",
+                        self.host,
+                        "--port",
+                        str(port),
+                        "--metrics-port",
+                        str(mport),
+                        "--port-file",
+                        str(port_file),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
                 )
                 fh.close()
                 self.procs[name] = ServiceProcess(name, f"{self.host}:{port}", mport, proc, log_path, port_file)
@@ -162,7 +191,10 @@ class Stack:
             "auth": bool(self.auth_token),
             "log_dir": str(self.log_dir),
             "triton": None if t is None or t.pid is None else {"grpc": t.grpc_url, "http": t.http_url, "metrics": t.metrics_url, "pgid": t.pgid},
-            "services": {n: {"address": sp.address, "metrics": f"http://{self.host}:{sp.metrics_port}/metrics", "pid": sp.proc.pid} for n, sp in self.procs.items()},
+            "services": {
+                n: {"address": sp.address, "metrics": f"http://{self.host}:{sp.metrics_port}/metrics", "pid": sp.proc.pid}
+                for n, sp in self.procs.items()
+            },
         }
 
     def write_record(self, state: str) -> None:
@@ -193,7 +225,7 @@ class Stack:
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / STACK_FILE).unlink()
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -230,12 +262,12 @@ def stop_recorded(state_dir: str | os.PathLike[str], grace: float = 20.0) -> boo
     if rec is None:
         return False
     sup = rec.get("supervisor_pid")
-    if sup and sup != os.getpid() and _alive(sup):
+    if sup and sup != os.getpid() and alive(sup):
         # the supervisor (`failurelens up`) stops everything cleanly on SIGTERM
         with contextlib.suppress(ProcessLookupError):
             os.kill(sup, signal.SIGTERM)
         deadline = time.monotonic() + grace + 10
-        while _alive(sup) and time.monotonic() < deadline:
+        while alive(sup) and time.monotonic() < deadline:
             time.sleep(0.1)
     groups = [s["pid"] for s in rec.get("services", {}).values()]
     if rec.get("triton"):
@@ -247,7 +279,7 @@ def stop_recorded(state_dir: str | os.PathLike[str], grace: float = 20.0) -> boo
     return True
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

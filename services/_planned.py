@@ -3,8 +3,8 @@ UNIMPLEMENTED with a note, while health, reflection, metrics and Jobs work as ev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
-from typing import Callable
 
 from failurelens.runtime import Binding, ServiceContext, unimplemented
 

@@ -7,70 +7,37 @@ and loads it, so the embedding service can run it.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import posixpath
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any
 
 import grpc
-import numpy as np
 import pandas as pd
 
 from failurelens import catalog as cat
-from failurelens.convert import preprocessing_from_proto, preprocessing_to_proto
+from failurelens import errors
+from failurelens.convert import preprocessing_from_proto, preprocessing_to_proto, row_errors_pb
 from failurelens.data import images as img
 from failurelens.data import manifest as mf
 from failurelens.data import onnx_models as onx
 from failurelens.data.errors import ImageDecodeError, ValidationError, Violation
-from failurelens.runtime import Binding, JobContext, ServiceContext, errors, main
+from failurelens.runtime import Binding, JobContext, ServiceContext, main
 from failurelens.store import open_store
-from failurelens.store.base import ArtifactStore, InvalidKeyError, ObjectNotFoundError
+from failurelens.store.base import ArtifactStore, InvalidKeyError, ObjectNotFoundError, validate_key
 from failurelens.triton import repository as trepo
 from failurelens.triton.client import TritonClient
 from failurelens.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger(__name__)
-def _key(store: ArtifactStore, uri: str, field: str) -> str:
-    if not uri:
-        raise errors.InvalidArgument.field(field, "a URI is required (s3://bucket/key or file:///path of this server's store)")
-    try:
-        return store.key_from_uri(uri)
-    except InvalidKeyError as exc:
-        raise errors.InvalidArgument.field(field, str(exc)) from None
-
-
-def _read(store: ArtifactStore, uri: str, field: str) -> bytes:
-    key = _key(store, uri, field)
-    try:
-        return store.get_bytes(key)
-    except ObjectNotFoundError:
-        raise errors.NotFound.resource("object", uri, f"upload it to the store first ({field})") from None
-
-
-def _parse_class_names(data: bytes) -> list[str]:
-    """A JSON list (or {"class_names": [...]}) or one name per line."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise errors.InvalidArgument.field("class_names_uri", "the class names file is not UTF-8 text") from None
-    if text.lstrip().startswith(("[", "{")):
-        try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            raise errors.InvalidArgument.field("class_names_uri", f"the class names file is not valid JSON ({exc})") from None
-        if isinstance(obj, dict):
-            obj = obj.get("class_names")
-        return mf.validate_class_names(obj)
-    return mf.validate_class_names([line.strip() for line in text.splitlines() if line.strip()])
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, triton: TritonClient | None = None) -> None:
         self.ctx = ctx
-        self.store = store or open_store(ctx.config.store or None)
-        self.catalog = cat.Catalog(self.store)
+        self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
+        self.store = self.catalog.store
         self.repo_dir = ctx.config.resolved_triton_repository()
         self.triton = triton or TritonClient(ctx.config.triton_url)
 
@@ -78,33 +45,42 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     async def RegisterDataset(self, request: registry_pb2.RegisterDatasetRequest, context: grpc.aio.ServicerContext):
         cat.validate_id("dataset", request.name, "name")
         async for update in self.ctx.jobs.stream(
-            context, "RegisterDataset", lambda job: self._register_dataset(request, job),
+            context,
+            "RegisterDataset",
+            lambda job: self._register_dataset(request, job),
             lambda p: registry_pb2.RegisterDatasetUpdate(progress=p),
-            lambda d: registry_pb2.RegisterDatasetUpdate(dataset=d), lambda d: d.dataset_id,
+            lambda d: registry_pb2.RegisterDatasetUpdate(dataset=d),
+            lambda d: d.dataset_id,
         ):
             yield update
 
     def _class_names(self, request: registry_pb2.RegisterDatasetRequest) -> list[str]:
         if request.class_names and request.class_names_uri:
-            raise errors.InvalidArgument.field("class_names", "give class_names or class_names_uri, not both")
+            raise errors.InvalidArgument.about("class_names", "give class_names or class_names_uri, not both")
         if request.class_names:
             return list(request.class_names)
         if not request.class_names_uri:
-            raise errors.InvalidArgument.field("class_names", "the class names are required: set class_names or class_names_uri (JSON list or one name per line)")
-        return _parse_class_names(_read(self.store, request.class_names_uri, "class_names_uri"))
+            raise errors.InvalidArgument.about(
+                "class_names", "the class names are required: set class_names or class_names_uri (JSON list or one name per line)"
+            )
+        return mf.parse_class_names(self.catalog.read(request.class_names_uri, "class_names_uri"), "class_names_uri")
 
     def _register_dataset(self, request: registry_pb2.RegisterDatasetRequest, job: JobContext) -> registry_pb2.Dataset:
         store = self.store
-        manifest_key = _key(store, request.manifest_uri, "manifest_uri")
-        raw = _read(store, request.manifest_uri, "manifest_uri")
+        manifest_key = self.catalog.key(request.manifest_uri, "manifest_uri")
+        raw = self.catalog.read(request.manifest_uri, "manifest_uri")
         class_names = self._class_names(request)
         fmt = "parquet" if manifest_key.endswith(".parquet") else ("csv" if manifest_key.endswith(".csv") else None)
         manifest = mf.validate_manifest(mf.load_manifest(raw, fmt), class_names)
         df = manifest.df.copy()
-        root_key = _key(store, request.image_root_uri, "image_root_uri").rstrip("/") if request.image_root_uri else posixpath.dirname(manifest_key)
+        root_key = (
+            self.catalog.key(request.image_root_uri, "image_root_uri").rstrip("/") if request.image_root_uri else posixpath.dirname(manifest_key)
+        )
         keys, bad = self._resolve_uris(df["uri"].tolist(), root_key)
         if bad:
-            raise ValidationError(f"{len(bad)} manifest rows have unusable image URIs: " + "; ".join(v.description for v in bad[:5]), bad, violation_count=len(bad))
+            raise ValidationError(
+                f"{len(bad)} manifest rows have unusable image URIs: " + "; ".join(v.description for v in bad[:5]), bad, violation_count=len(bad)
+            )
         df["uri"] = [store.uri(k) for k in keys]
         verify = request.verify_images if request.HasField("verify_images") else True
         max_pixels = request.max_pixels or img.DEFAULT_MAX_PIXELS
@@ -115,27 +91,32 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             why = "every image is unreadable" if len(unreadable) == len(keys) else "corrupt_image_policy is FAIL"
             raise ValidationError(
                 f"{len(unreadable)} of {len(keys)} images are unreadable ({why}); fix or remove them, or register with corrupt_image_policy=SKIP_AND_REPORT: "
-                + "; ".join(v.description for v in vs[:5]), vs, violation_count=len(vs))
+                + "; ".join(v.description for v in vs[:5]),
+                vs,
+                violation_count=len(vs),
+            )
         bad_rows = {r for r, _ in unreadable}
         kept = df.drop(index=[df.index[r] for r in sorted(bad_rows)]).reset_index(drop=True) if bad_rows else df
         job.progress("write", 0, 1, "writing manifest", force=True)
-        with self.catalog.writing("dataset", request.name, request.overwrite) as prefix:
-            m_info = store.put_parquet(prefix + "manifest.parquet", kept)
-            c_info = store.put_json(prefix + "class_names.json", class_names)
-            u_df = pd.DataFrame({"row": [r for r, _ in unreadable], "uri": [store.uri(keys[r]) for r, _ in unreadable], "reason": [x for _, x in unreadable]},
-                                columns=["row", "uri", "reason"]).astype({"row": "int64", "uri": "string", "reason": "string"})
-            u_info = store.put_parquet(prefix + "unreadable.parquet", u_df)
+        with self.catalog.writing("dataset", request.name, request.overwrite) as version:
+            u_df = pd.DataFrame(
+                {"row": [r for r, _ in unreadable], "uri": [store.uri(keys[r]) for r, _ in unreadable], "reason": [x for _, x in unreadable]},
+                columns=["row", "uri", "reason"],
+            ).astype({"row": "int64", "uri": "string", "reason": "string"})
             counts = kept["split"].value_counts()
             record = registry_pb2.Dataset(
-                dataset_id=request.name, manifest=cat.artifact(store, m_info, "application/vnd.apache.parquet"),
-                class_names_artifact=cat.artifact(store, c_info, "application/json"), class_names=class_names,
-                num_rows=len(kept), split_counts={str(k): int(v) for k, v in counts.items()},
+                dataset_id=request.name,
+                manifest=version.parquet("manifest.parquet", kept),
+                class_names_artifact=version.json("class_names.json", class_names),
+                class_names=class_names,
+                num_rows=len(kept),
+                split_counts={str(k): int(v) for k, v in counts.items()},
                 metadata_columns=[c for c in kept.columns if c not in ("uri", "label", "split")],
-                unreadable_rows=errors.row_errors_detail([(r, store.uri(keys[r]), x) for r, x in unreadable]),
-                unreadable=cat.artifact(store, u_info, "application/vnd.apache.parquet"),
+                unreadable_rows=row_errors_pb([(r, store.uri(keys[r]), x) for r, x in unreadable]),
+                unreadable=version.parquet("unreadable.parquet", u_df),
             )
             record.created_at.GetCurrentTime()
-            self.catalog.put("dataset", request.name, record)
+            version.commit(record)
         job.progress("write", 1, 1, "registered", force=True)
         return record
 
@@ -147,8 +128,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                 if "://" in uri:
                     keys.append(self.store.key_from_uri(uri))
                 else:
-                    from failurelens.store.base import validate_key
-
                     keys.append(validate_key(f"{root_key}/{uri}" if root_key else uri))
             except InvalidKeyError as exc:
                 keys.append("")
@@ -201,8 +180,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     def _register_model(self, request: registry_pb2.RegisterModelRequest, job: JobContext) -> registry_pb2.Model:
         kind = request.kind
         if kind not in (registry_pb2.MODEL_KIND_CLASSIFIER, registry_pb2.MODEL_KIND_FEATURE_EXTRACTOR, registry_pb2.MODEL_KIND_IMAGE_TEXT):
-            raise errors.InvalidArgument.field("kind", "set kind to CLASSIFIER, FEATURE_EXTRACTOR or IMAGE_TEXT")
-        onnx_bytes = _read(self.store, request.onnx_uri, "onnx_uri")
+            raise errors.InvalidArgument.about("kind", "set kind to CLASSIFIER, FEATURE_EXTRACTOR or IMAGE_TEXT")
+        onnx_bytes = self.catalog.read(request.onnx_uri, "onnx_uri")
         sig = onx.inspect_onnx(onnx_bytes)
         record = registry_pb2.Model(model_id=request.name, kind=kind, labels=dict(request.labels))
         text_bytes = b""
@@ -211,11 +190,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             if request.dataset_id:
                 ds = self.catalog.dataset(request.dataset_id)
                 if class_names and class_names != list(ds.class_names):
-                    raise errors.InvalidArgument.field("class_names", f"class_names differ from dataset {request.dataset_id!r}'s; give one of the two")
+                    raise errors.InvalidArgument.about(
+                        "class_names", f"class_names differ from dataset {request.dataset_id!r}'s; give one of the two"
+                    )
                 class_names = list(ds.class_names)
             info = onx.validate_classifier(sig, len(class_names) or None)
             if not class_names:
-                raise errors.InvalidArgument.field("class_names", f"a classifier needs its class names ({info.num_classes} for this graph): set class_names or dataset_id")
+                raise errors.InvalidArgument.about(
+                    "class_names", f"a classifier needs its class names ({info.num_classes} for this graph): set class_names or dataset_id"
+                )
             record.class_names.extend(class_names)
             record.num_classes, record.feature_dim = info.num_classes, info.feature_dim
             graph_hw = info.input_hw
@@ -226,16 +209,21 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         else:
             info = onx.validate_image_encoder(sig)
             record.embedding_dim, graph_hw = info.embedding_dim, info.input_hw
-            text_bytes = _read(self.store, request.text_onnx_uri, "text_onnx_uri")
+            text_bytes = self.catalog.read(request.text_onnx_uri, "text_onnx_uri")
             tinfo = onx.validate_text_encoder(onx.inspect_onnx(text_bytes))
             if tinfo.embedding_dim != info.embedding_dim:
-                raise errors.InvalidArgument.field("text_onnx_uri", f"text embeddings have {tinfo.embedding_dim} dimensions but image embeddings {info.embedding_dim}; they must match")
+                raise errors.InvalidArgument.about(
+                    "text_onnx_uri",
+                    f"text embeddings have {tinfo.embedding_dim} dimensions but image embeddings {info.embedding_dim}; they must match",
+                )
             tok = request.tokenizer
             if tok.kind not in ("", "clip_bpe"):
-                raise errors.InvalidArgument.field("tokenizer.kind", f"unknown tokenizer {tok.kind!r}; supported: clip_bpe")
+                raise errors.InvalidArgument.about("tokenizer.kind", f"unknown tokenizer {tok.kind!r}; supported: clip_bpe")
             ctx_len = tok.context_length or tinfo.context_length or 77
             if tinfo.context_length and ctx_len != tinfo.context_length:
-                raise errors.InvalidArgument.field("tokenizer.context_length", f"context_length {ctx_len} differs from the text encoder's input length {tinfo.context_length}")
+                raise errors.InvalidArgument.about(
+                    "tokenizer.context_length", f"context_length {ctx_len} differs from the text encoder's input length {tinfo.context_length}"
+                )
             record.tokenizer.CopyFrom(registry_pb2.Tokenizer(kind="clip_bpe", context_length=ctx_len))
         pp = preprocessing_from_proto(request.preprocessing, graph_hw)
         record.preprocessing.CopyFrom(preprocessing_to_proto(pp))
@@ -245,12 +233,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             onx.smoke_run(text_bytes, onx.inspect_onnx(text_bytes))
         max_batch = request.max_batch_size or 64
         names = [request.name] if not text_bytes else [f"{request.name}__image", f"{request.name}__text"]
-        with self.catalog.writing("model", request.name, request.overwrite) as prefix:
-            o_info = self.store.put_bytes(prefix + "model.onnx", onnx_bytes, "application/onnx")
-            record.onnx.CopyFrom(cat.artifact(self.store, o_info, "application/onnx"))
+        with self.catalog.writing("model", request.name, request.overwrite) as version:
+            record.onnx.CopyFrom(version.bytes("model.onnx", onnx_bytes, cat.ONNX))
             if text_bytes:
-                t_info = self.store.put_bytes(prefix + "text.onnx", text_bytes, "application/onnx")
-                record.text_onnx.CopyFrom(cat.artifact(self.store, t_info, "application/onnx"))
+                record.text_onnx.CopyFrom(version.bytes("text.onnx", text_bytes, cat.ONNX))
             job.progress("triton", 0, len(names), "loading into Triton", force=True)
             try:
                 for i, (name, data) in enumerate(zip(names, [onnx_bytes, text_bytes] if text_bytes else [onnx_bytes])):
@@ -268,7 +254,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                 raise
             record.triton_models.extend(names)
             record.created_at.GetCurrentTime()
-            self.catalog.put("model", request.name, record)
+            version.commit(record)
         return record
 
     def _install_attack_model(self, name: str, onnx_bytes: bytes, pp: Any) -> str:
@@ -280,7 +266,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             trepo.write_attack_model(self.repo_dir, name, onnx_bytes, pp.mean, pp.std, pp.input_size)
             self.triton.load_model(attack)
             return attack
-        except Exception:  # noqa: BLE001 - the extractor itself is fine; evidence reports the missing attack model
+        except Exception:
             log.warning("could not install the feature-attack model %s; feature attacks will be unavailable", attack, exc_info=True)
             self._unload(attack)
             return ""
@@ -288,7 +274,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     def _unload(self, name: str) -> None:
         try:
             self.triton.unload_model(name)
-        except Exception:  # noqa: BLE001 - best effort cleanup
+        except Exception:
             log.warning("could not unload %s from Triton", name, exc_info=True)
         trepo.remove_model(self.repo_dir, name)
 

@@ -16,8 +16,9 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,12 +68,14 @@ def _cands(*names: str) -> list[Candidate]:
 
 # ================================================================== candidates and vectors
 def test_build_candidates_default_templates_order_and_dedup() -> None:
-    vocab = {"background": ["on sand", "in water", "on sand", "  "], "color": ["red"], "size": ["small"],
-             "corruption": ["blurry"]}
+    vocab = {"background": ["on sand", "in water", "on sand", "  "], "color": ["red"], "size": ["small"], "corruption": ["blurry"]}
     c = build_candidates("star", vocab)
     assert [x.text for x in c] == [
-        "a photo of a star on sand", "a photo of a star in water", "a photo of a red star",
-        "a photo of a small star", "a blurry photo of a star",
+        "a photo of a star on sand",
+        "a photo of a star in water",
+        "a photo of a red star",
+        "a photo of a small star",
+        "a blurry photo of a star",
     ]
     assert [(x.attribute, x.value) for x in c][:2] == [("background", "on sand"), ("background", "in water")]
     assert build_candidates("star", vocab) == c  # deterministic
@@ -100,9 +103,13 @@ def test_build_candidates_context_placeholders_make_a_prompt_ensemble() -> None:
     c = build_candidates("star", vocab, tpl)
     water = c[0]
     assert water.text == "a photo of a star in water"
-    assert water.prompts == ("a photo of a star in water", "a photo of a small red star in water",
-                             "a photo of a small blue star in water", "a photo of a large red star in water",
-                             "a photo of a large blue star in water")
+    assert water.prompts == (
+        "a photo of a star in water",
+        "a photo of a small red star in water",
+        "a photo of a small blue star in water",
+        "a photo of a large red star in water",
+        "a photo of a large blue star in water",
+    )
     assert expand_template("{a} {b}", {"a": "x"}, {"b": ["1", "2"]}) == ["x 1", "x 2"]
     texts, sizes = candidate_prompts(c[:2] + [Candidate("plain", "", "plain")])
     assert sizes == [5, 5, 1] and texts[-1] == "plain"
@@ -110,15 +117,18 @@ def test_build_candidates_context_placeholders_make_a_prompt_ensemble() -> None:
         build_candidates("star", vocab, ["a {shape} {class} {value}"])
 
 
-@pytest.mark.parametrize("vocab, templates, match", [
-    ({}, None, "no candidate caption"),
-    ({"background": []}, None, "no candidate caption"),
-    ({"background": ["", " "]}, None, "no candidate caption"),
-    ({"background": "in water"}, None, "must be a list"),
-    ({"background": ["in water"]}, ["a photo of a {class}"], r"no \{value\} placeholder"),
-    ({"background": ["in water"]}, [], "empty list"),
-    ({"background": ["in water"]}, "a {class} {value}", "not one string"),
-])
+@pytest.mark.parametrize(
+    "vocab, templates, match",
+    [
+        ({}, None, "no candidate caption"),
+        ({"background": []}, None, "no candidate caption"),
+        ({"background": ["", " "]}, None, "no candidate caption"),
+        ({"background": "in water"}, None, "must be a list"),
+        ({"background": ["in water"]}, ["a photo of a {class}"], r"no \{value\} placeholder"),
+        ({"background": ["in water"]}, [], "empty list"),
+        ({"background": ["in water"]}, "a {class} {value}", "not one string"),
+    ],
+)
 def test_build_candidates_rejects_bad_input(vocab: Any, templates: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build_candidates("star", vocab, templates)
@@ -255,7 +265,11 @@ def test_check_captions_validates_by_the_accuracy_near_each_caption() -> None:
     correct[:10] = False
     correct[10:12] = False
     cands = [Candidate(f"c{i}", "background", f"v{i}") for i in range(4)]
-    ranked = [ScoredCaption("c1", 0.9, "background", "v1"), ScoredCaption("c0", 0.5, "background", "v0"), ScoredCaption("c2", 0.1, "background", "v2")]
+    ranked = [
+        ScoredCaption("c1", 0.9, "background", "v1"),
+        ScoredCaption("c0", 0.5, "background", "v0"),
+        ScoredCaption("c2", 0.1, "background", "v2"),
+    ]
     in_slice = np.zeros(40, dtype=bool)
     in_slice[:10] = True
     got = check_captions(ranked, cands, e, x, correct, in_slice, k=10)
@@ -315,17 +329,19 @@ def test_validate_caption_accuracy_near_hard_and_easy_captions() -> None:
     assert big.k == 6 and big.hard_accuracy == big.easy_accuracy == pytest.approx(4 / 6)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"correct": np.ones(3, bool)}, "one entry per image"),
-    ({"correct": np.array([0, 2, 1, 1])}, "booleans"),
-    ({"k": 0}, "positive integer"),
-    ({"rows": [1, 2]}, "rows has 2 ids"),
-    ({"hard_text_emb": np.ones(3)}, "hard_text_emb has embedding dim 3 but 2"),
-    ({"image_emb": np.ones((0, 2)), "correct": np.ones(0, bool)}, "no images"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"correct": np.ones(3, bool)}, "one entry per image"),
+        ({"correct": np.array([0, 2, 1, 1])}, "booleans"),
+        ({"k": 0}, "positive integer"),
+        ({"rows": [1, 2]}, "rows has 2 ids"),
+        ({"hard_text_emb": np.ones(3)}, "hard_text_emb has embedding dim 3 but 2"),
+        ({"image_emb": np.ones((0, 2)), "correct": np.ones(0, bool)}, "no images"),
+    ],
+)
 def test_validate_caption_rejects_bad_input(kwargs: dict[str, Any], match: str) -> None:
-    args: dict[str, Any] = {"image_emb": np.ones((4, 2)), "correct": np.ones(4, bool),
-                            "hard_text_emb": np.ones(2), "easy_text_emb": np.ones(2)}
+    args: dict[str, Any] = {"image_emb": np.ones((4, 2)), "correct": np.ones(4, bool), "hard_text_emb": np.ones(2), "easy_text_emb": np.ones(2)}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         validate_caption(**args)
@@ -356,7 +372,11 @@ def test_parse_and_clean_background_lists() -> None:
     assert parse_background_list('Here: ["a", 3, "b"] - enjoy') == ["a", "b"]
     assert parse_background_list('{"backgrounds": ["x", "y"]}') == ["x", "y"]
     assert parse_background_list("Uncommon backgrounds:\n1. In water\n2) on snow\n- at night\n* **in a cave**") == [
-        "In water", "on snow", "at night", "**in a cave**"]
+        "In water",
+        "on snow",
+        "at night",
+        "**in a cave**",
+    ]
     for bad in ("", "   ", "I cannot help with that.", "[1, 2, 3]", "[not json"):
         with pytest.raises(ValueError):
             parse_background_list(bad)
@@ -398,7 +418,12 @@ def test_assign_backgrounds_and_top_backgrounds() -> None:
     text = {0: np.stack([e[0], e[1]]) * 5, 1: np.stack([e[2], e[1], e[0]])}
     a = assign_backgrounds(img, cls, rows, bgs, text)
     assert [(x.row, x.class_index, x.background) for x in a] == [
-        (100, 0, "in water"), (101, 0, "in water"), (102, 0, "on snow"), (103, 1, "at night"), (104, 1, "in water")]
+        (100, 0, "in water"),
+        (101, 0, "in water"),
+        (102, 0, "on snow"),
+        (103, 1, "at night"),
+        (104, 1, "in water"),
+    ]
     assert a[0].score == pytest.approx(1.0) and a[1].score == pytest.approx(1 / np.sqrt(1.01))
     top = top_backgrounds(a + [Assignment(106, 1, "on sand", 0.5)], top_k=2)
     assert top == {0: [("in water", 2), ("on snow", 1)], 1: [("at night", 1), ("in water", 1)]}  # ties by name
@@ -407,16 +432,24 @@ def test_assign_backgrounds_and_top_backgrounds() -> None:
     assert background_prompts("star", ["in water"], "{background}: a {class}") == ["in water: a star"]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"image_emb": np.ones((3, 4))}, r"text embedding dim 2 != image embedding dim 4"),
-    ({"class_of_row": np.array([0, 0])}, "one per image"),
-    ({"text_emb_per_class": {0: np.ones((3, 2))}}, r"shape \(3, 2\) for 2 backgrounds"),
-    ({"text_emb_per_class": {}}, "no text embeddings"),
-    ({"class_of_row": np.array([0.0, 0.0, 0.0])}, "integer class indices"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"image_emb": np.ones((3, 4))}, r"text embedding dim 2 != image embedding dim 4"),
+        ({"class_of_row": np.array([0, 0])}, "one per image"),
+        ({"text_emb_per_class": {0: np.ones((3, 2))}}, r"shape \(3, 2\) for 2 backgrounds"),
+        ({"text_emb_per_class": {}}, "no text embeddings"),
+        ({"class_of_row": np.array([0.0, 0.0, 0.0])}, "integer class indices"),
+    ],
+)
 def test_assign_backgrounds_rejects_bad_input(kwargs: dict[str, Any], match: str) -> None:
-    args: dict[str, Any] = {"image_emb": np.ones((3, 2)), "class_of_row": np.zeros(3, int), "rows": np.arange(3),
-                            "backgrounds_per_class": {0: ["a", "b"]}, "text_emb_per_class": {0: np.eye(2)}}
+    args: dict[str, Any] = {
+        "image_emb": np.ones((3, 2)),
+        "class_of_row": np.zeros(3, int),
+        "rows": np.arange(3),
+        "backgrounds_per_class": {0: ["a", "b"]},
+        "text_emb_per_class": {0: np.eye(2)},
+    }
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         assign_backgrounds(**args)
@@ -473,8 +506,7 @@ class _WorldClip:
         return self.image.run(["embeddings"], {self.image.get_inputs()[0].name: x})[0]
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        out = [self.text.run(["embeddings"], {"input_ids": self.tok.encode(texts[i:i + 256])})[0]
-               for i in range(0, len(texts), 256)]
+        out = [self.text.run(["embeddings"], {"input_ids": self.tok.encode(texts[i : i + 256])})[0] for i in range(0, len(texts), 256)]
         return np.concatenate(out)
 
 
@@ -499,9 +531,19 @@ def water_grass(clip: _WorldClip) -> dict[str, Any]:
     for cls in ("star", "circle"):
         rng = np.random.default_rng(7)
         for bg, off in (("water", 0), ("grass", 1000)):
-            ims = [render(cls, bg, cfg.colors[i % len(cfg.colors)], size=("small", "large")[i % 2],
-                          x=float(rng.uniform(0.35, 0.65)), y=float(rng.uniform(0.35, 0.65)), seed=off + i, **kw)
-                   for i in range(N_PER_BACKGROUND)]
+            ims = [
+                render(
+                    cls,
+                    bg,
+                    cfg.colors[i % len(cfg.colors)],
+                    size=("small", "large")[i % 2],
+                    x=float(rng.uniform(0.35, 0.65)),
+                    y=float(rng.uniform(0.35, 0.65)),
+                    seed=off + i,
+                    **kw,
+                )
+                for i in range(N_PER_BACKGROUND)
+            ]
             out[cls, bg] = clip.embed_images(ims)
     return out
 
@@ -557,9 +599,11 @@ def test_real_clip_assigns_backgrounds(clip: _WorldClip, water_grass: dict[str, 
     cls = np.full(2 * n, 3)  # "star" is class 3 of the default world
     rows = np.arange(2 * n)
     # prompt ensemble over sizes and colours, as the world vocabulary's templates do
-    cands = build_candidates("star", {"background": bgs, "size": vocab["attributes"]["size"],
-                                      "color": vocab["attributes"]["color"]},
-                             {"background": vocab["templates"]["background"]})[:len(bgs)]
+    cands = build_candidates(
+        "star",
+        {"background": bgs, "size": vocab["attributes"]["size"], "color": vocab["attributes"]["color"]},
+        {"background": vocab["templates"]["background"]},
+    )[: len(bgs)]
     assert [c.value for c in cands] == bgs
     ens = embed_candidates(cands, clip.embed_texts)
     a = assign_backgrounds(x, cls, rows, {3: bgs}, {3: ens})
@@ -598,11 +642,10 @@ class _FakeLlm:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(n)
-                req = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                       "body": json.loads(raw or b"{}")}
+                req = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": json.loads(raw or b"{}")}
                 owner.requests.append(req)
                 r = reply(req)
                 if r.delay:
@@ -612,12 +655,16 @@ class _FakeLlm:
                 elif r.status != 200:
                     data = json.dumps({"error": {"message": "model exploded", "type": "server_error"}}).encode()
                 else:
-                    data = json.dumps({
-                        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": req["body"].get("model"),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": r.content}}],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                    }).encode()
+                    data = json.dumps(
+                        {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion",
+                            "created": 1,
+                            "model": req["body"].get("model"),
+                            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": r.content}}],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                        }
+                    ).encode()
                 try:
                     self.send_response(r.status)
                     self.send_header("Content-Type", r.content_type)
@@ -699,13 +746,16 @@ def test_llm_http_error_raises_llm_error(fake_llm: Any) -> None:
     assert len(srv.requests) == 1  # max_retries=0
 
 
-@pytest.mark.parametrize("reply, match", [
-    (_Reply(content="I am sorry, I cannot list backgrounds."), "unparsable reply"),
-    (_Reply(content=None), "unparsable reply"),
-    (_Reply(content='["", "  ", "..."]'), "lists no background"),
-    (_Reply(body=b"<html>gateway</html>", content_type="text/html"), "not a chat completion"),
-    (_Reply(body=b'{"foo": 1}'), "not a chat completion"),
-])
+@pytest.mark.parametrize(
+    "reply, match",
+    [
+        (_Reply(content="I am sorry, I cannot list backgrounds."), "unparsable reply"),
+        (_Reply(content=None), "unparsable reply"),
+        (_Reply(content='["", "  ", "..."]'), "lists no background"),
+        (_Reply(body=b"<html>gateway</html>", content_type="text/html"), "not a chat completion"),
+        (_Reply(body=b'{"foo": 1}'), "not a chat completion"),
+    ],
+)
 def test_llm_garbage_reply_raises_llm_error(fake_llm: Any, reply: _Reply, match: str) -> None:
     srv = fake_llm(lambda req: reply)
     with pytest.raises(LlmError, match=match) as ei:

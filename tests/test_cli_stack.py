@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from failurelens.stack import SERVICES, check_health
+from failurelens.stack import check_health
+from failurelens.topology import NAMES as SERVICES
 from failurelens.triton.launcher import process_group_members
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 import zlib
 from pathlib import Path
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -158,7 +158,7 @@ def test_mpo_jpeg_from_cameras_is_accepted():
 
 
 def test_16bit_grayscale_is_scaled_not_clipped():
-    arr16 = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 257)  # 0..65535
+    arr16 = np.arange(256, dtype=np.uint16).reshape(16, 16) * 257  # 0..65535
     img = decode_image(encode(Image.fromarray(arr16), "PNG"))
     got = np.asarray(img)[..., 0]
     np.testing.assert_array_equal(got, (arr16 >> 8).astype(np.uint8))
@@ -377,8 +377,7 @@ def test_stretch_matches_torchvision(interp):
 
     # torchvision's own tensor resize (uint8 tensor, antialias=True): close, not identical
     tft = T.Compose(
-        [T.PILToTensor(), T.Resize((64, 96), interpolation=mode, antialias=True), T.ConvertImageDtype(torch.float32),
-         T.Normalize(pp.mean, pp.std)]
+        [T.PILToTensor(), T.Resize((64, 96), interpolation=mode, antialias=True), T.ConvertImageDtype(torch.float32), T.Normalize(pp.mean, pp.std)]
     )
     ref_t = np.stack([tft(im).numpy() for im in imgs])
     tensor_diff = float(np.abs(ours - ref_t).max())
@@ -559,9 +558,7 @@ def test_duplicate_uri():
 
 
 def test_bad_uris():
-    df = pd.DataFrame(
-        {"uri": ["../x.png", "/abs.png", "http://e.com/a.png", "s3://b/k.png"], "label": [0] * 4, "split": ["t"] * 4}
-    )
+    df = pd.DataFrame({"uri": ["../x.png", "/abs.png", "http://e.com/a.png", "s3://b/k.png"], "label": [0] * 4, "split": ["t"] * 4})
     with pytest.raises(ValidationError) as ei:
         validate_manifest(df, CLASSES)
     assert [v.row for v in ei.value.violations] == [0, 1, 2]
@@ -629,9 +626,7 @@ def test_empty_and_malformed_csv():
 
 
 def test_parquet_manifest_roundtrip():
-    df = pd.DataFrame(
-        {"uri": ["a.png", "b.png"], "label": ["dog", "bird"], "split": ["train", "val"], "w": [0.25, 0.75]}
-    )
+    df = pd.DataFrame({"uri": ["a.png", "b.png"], "label": ["dog", "bird"], "split": ["train", "val"], "w": [0.25, 0.75]})
     buf = io.BytesIO()
     df.to_parquet(buf)
     loaded = load_manifest(buf.getvalue())  # sniffed
@@ -662,7 +657,10 @@ def test_parquet_manifest_errors():
 def test_manifest_from_imagefolder(tmp_path):
     png = encode(rgb(4, 4), "PNG")
     for split, cls, name in [
-        ("train", "dog", "1.png"), ("train", "cat", "2.jpg"), ("val", "cat", "3.png"), ("val", "bird", "4.jpeg"),
+        ("train", "dog", "1.png"),
+        ("train", "cat", "2.jpg"),
+        ("val", "cat", "3.png"),
+        ("val", "bird", "4.jpeg"),
     ]:
         (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
         (tmp_path / split / cls / name).write_bytes(png)
@@ -684,9 +682,7 @@ def test_manifest_from_directory_with_manifest_file(tmp_path):
     (tmp_path / "classes.txt").write_text("cat\ndog\n\n")
     df, names = manifest_from_directory(tmp_path)
     assert names == ["cat", "dog"]
-    assert validate_manifest(df, names).df.to_dict("records") == [
-        {"uri": "img/a.png", "label": 1, "split": "train", "src": "web"}
-    ]
+    assert validate_manifest(df, names).df.to_dict("records") == [{"uri": "img/a.png", "label": 1, "split": "train", "src": "web"}]
     (tmp_path / "manifest.csv").write_text("uri,label,split\nimg/a.png,dog,train\nimg/missing.png,cat,val\n")
     with pytest.raises(ValidationError, match="'img/missing.png' is not a file"):
         manifest_from_directory(tmp_path)
@@ -703,9 +699,7 @@ def test_manifest_from_directory_refuses_other_layouts(tmp_path):
 
 
 def test_check_images_exist(store):
-    m = validate_manifest(
-        pd.DataFrame({"uri": ["a.png", "b.png", "sub/c.png"], "label": [0, 1, 2], "split": ["train"] * 3}), CLASSES
-    )
+    m = validate_manifest(pd.DataFrame({"uri": ["a.png", "b.png", "sub/c.png"], "label": [0, 1, 2], "split": ["train"] * 3}), CLASSES)
     for k in ("ds1/a.png", "ds1/sub/c.png"):
         store.put_bytes(k, b"x")
     with pytest.raises(ValidationError) as ei:
@@ -725,6 +719,7 @@ def test_check_images_exist(store):
 # ================================================================================================
 # ONNX models
 # ================================================================================================
+
 
 class TinyClassifier(torch.nn.Module):
     def __init__(self, in_ch=3, classes=10, dim=8, mode="ok"):
@@ -752,8 +747,14 @@ def export_legacy(model, example, input_names, output_names, dynamic=True) -> by
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model.eval(), (example,), buf, dynamo=False, input_names=input_names, output_names=output_names,
-            dynamic_axes=dyn, opset_version=17,
+            model.eval(),
+            (example,),
+            buf,
+            dynamo=False,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dyn,
+            opset_version=17,
         )
     return buf.getvalue()
 
@@ -767,7 +768,8 @@ def test_inspect_valid_classifier(classifier_bytes):
     sig = inspect_onnx(classifier_bytes)
     assert [(t.name, t.dtype, t.shape) for t in sig.inputs] == [("images", "FP32", (-1, 3, 32, 32))]
     assert [(t.name, t.dtype, t.shape) for t in sig.outputs] == [
-        ("logits", "FP32", (-1, 10)), ("features", "FP32", (-1, 8)),
+        ("logits", "FP32", (-1, 10)),
+        ("features", "FP32", (-1, 8)),
     ]
     assert sig.opset == 17 and sig.ir_version >= 7
     info = validate_classifier(sig, num_classes=10, input_size=(32, 32))
@@ -913,9 +915,15 @@ def test_dynamo_exporter_honours_output_names(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            TinyClassifier().eval(), (torch.zeros(2, 3, 32, 32),), buf, dynamo=True,
-            input_names=["images"], output_names=["logits", "features"], dynamic_shapes={"x": {0: batch}},
-            external_data=False, verbose=False,
+            TinyClassifier().eval(),
+            (torch.zeros(2, 3, 32, 32),),
+            buf,
+            dynamo=True,
+            input_names=["images"],
+            output_names=["logits", "features"],
+            dynamic_shapes={"x": {0: batch}},
+            external_data=False,
+            verbose=False,
         )
     data = buf.getvalue()
     sig = inspect_onnx(data)

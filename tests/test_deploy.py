@@ -1,5 +1,6 @@
-"""The production compose file and Prometheus config agree with the code (no Docker engine here,
-so this checks the files themselves: every service module exists, is scraped, and is configured)."""
+"""The production compose file, the Prometheus config and the README agree with the code's one
+table of services (:mod:`failurelens.topology`): no Docker engine here, so this checks the files
+themselves: every service module exists, runs, is published on its port, and is scraped."""
 
 from __future__ import annotations
 
@@ -8,25 +9,45 @@ from pathlib import Path
 
 import yaml
 
-from failurelens.stack import SERVICES
+from failurelens import topology
 
 ROOT = Path(__file__).resolve().parents[1]
+CONTAINER_PORT, HOST_BASE = 50051, 50051
 
 
-def test_compose_runs_every_service_and_prometheus_scrapes_it():
+def test_compose_runs_every_service_of_the_table_and_prometheus_scrapes_it():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"minio", "triton", "prometheus"} <= set(services)
     ours = {n: s for n, s in services.items() if s.get("image", "").startswith("failurelens")}
-    assert set(ours) == set(SERVICES)
-    for name, svc in ours.items():
-        module = svc["command"][0]
-        assert module == f"failurelens.services.{name}"
-        assert hasattr(importlib.import_module(module), "build")
+    assert set(ours) == set(topology.NAMES)
+    for spec in topology.SERVICES:
+        svc = ours[spec.name]
+        assert svc["command"] == [spec.module]
+        assert hasattr(importlib.import_module(spec.module), "build")
+        assert svc["ports"] == [f"{HOST_BASE + spec.port_offset}:{CONTAINER_PORT}"], spec.name
         env = svc["environment"]
         assert env["FAILURELENS_STORE"].startswith("s3://") and env["FAILURELENS_TRITON_URL"] == "triton:8001"
+        assert env["FAILURELENS_PORT"] == str(CONTAINER_PORT)
     assert "--model-config-name=onnxruntime" in services["triton"]["command"]
     assert "triton-models:/models" in services["registry"]["volumes"] and "triton-models:/models" in services["triton"]["volumes"]
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    assert {f"{n}:9100" for n in SERVICES} <= targets and "triton:8002" in targets
+    assert {f"{n}:9100" for n in topology.NAMES} <= targets and "triton:8002" in targets
+
+
+def test_every_service_module_binds_the_grpc_service_the_table_names():
+    from failurelens.runtime import ServiceConfig, ServiceContext
+    from failurelens.runtime.jobs import JobRegistry
+
+    for spec in topology.SERVICES:
+        ctx = ServiceContext(spec.name, ServiceConfig(store=str(ROOT / ".state" / "unused-store")), JobRegistry(spec.name, max_workers=1))
+        bindings = spec.build()(ctx)
+        assert [b.descriptor.full_name for b in bindings] == [spec.grpc_service]
+        ctx.jobs.executor.shutdown()
+
+
+def test_the_readme_lists_every_service():
+    readme = (ROOT / "README.md").read_text()
+    for spec in topology.SERVICES:
+        assert f"`{spec.name}`" in readme, f"README: describe the {spec.name} service"

@@ -13,10 +13,12 @@ from sklearn.svm import LinearSVC
 
 from failurelens.discovery import directions
 from failurelens.discovery.directions import ClassDirection, FailureDirections
+from failurelens.errors import InvalidParameter
 
 
-def planted(n_per: int = 400, dim: int = 16, n_classes: int = 3, seed: int = 0, random_errors: bool = False,
-            signal: float = 0.4, noise: float = 0.02):
+def planted(
+    n_per: int = 400, dim: int = 16, n_classes: int = 3, seed: int = 0, random_errors: bool = False, signal: float = 0.4, noise: float = 0.02
+):
     """Embeddings of ``n_classes`` classes; within each class a latent attribute ``t`` moves the
     embedding along a unit vector ``u`` (orthogonal to the class's mean) and the model is wrong
     exactly on the 30% of images with the largest ``t`` (or, with ``random_errors``, on a random 30%).
@@ -49,7 +51,7 @@ def planted(n_per: int = 400, dim: int = 16, n_classes: int = 3, seed: int = 0, 
 @pytest.fixture(scope="module")
 def planted_fit():
     x, labels, predictions, conf, us = planted()
-    fd = FailureDirections().fit(x, labels, predictions, confidences=conf)
+    fd = FailureDirections(error_modes=0).fit(x, labels, predictions, confidences=conf)
     return fd, x, labels, predictions, conf, us
 
 
@@ -138,7 +140,7 @@ def test_text_scores_rank_a_caption_near_u_first(planted_fit):
 # --- nothing to find -----------------------------------------------------------------------------
 def test_random_errors_give_no_validated_direction():
     x, labels, predictions, conf, _ = planted(n_per=600, random_errors=True, seed=1)
-    fd = FailureDirections(seed=3).fit(x, labels, predictions, confidences=conf)
+    fd = FailureDirections(error_modes=0, seed=3).fit(x, labels, predictions, confidences=conf)
     assert len(fd.directions_) == 3
     for d in fd.directions_:
         assert d.skipped_reason == ""
@@ -161,7 +163,7 @@ def test_c_is_chosen_from_the_grid_by_cv_balanced_accuracy(planted_fit):
 def test_cv_score_of_a_c_does_not_depend_on_the_rest_of_the_grid(planted_fit):
     fd, x, labels, predictions, conf, _ = planted_fit
     for c in (0.01, 10.0):
-        single = FailureDirections(c_grid=(c,)).fit(x, labels, predictions, classes=[1])
+        single = FailureDirections(error_modes=0, c_grid=(c,)).fit(x, labels, predictions, classes=[1])
         d = single.directions_[0]
         assert d.c == c and set(d.cv_scores) == {c}
         assert d.cv_balanced_accuracy == pytest.approx(fd.directions_[1].cv_scores[c], abs=1e-9)
@@ -183,7 +185,7 @@ def test_separable_failures_tie_across_large_c_and_pick_the_smallest(monkeypatch
     fits = []
     real_fit = directions._fit_svm
     monkeypatch.setattr(directions, "_fit_svm", lambda *a: fits.append(a[2]) or real_fit(*a))
-    d = FailureDirections(c_grid=grid).fit(x, labels, predictions).directions_[0]
+    d = FailureDirections(error_modes=0, c_grid=grid).fit(x, labels, predictions).directions_[0]
     assert fits == [1.0, 1.0, 1.0, 1.0]  # one fit per fold and the refit: the larger C are skipped
     assert d.cv_scores == {1.0: 1.0, 10.0: 1.0, 100.0: 1.0}
     assert d.c == 1.0 and d.holdout_balanced_accuracy == 1.0
@@ -194,7 +196,7 @@ def test_span_reduction_gives_the_plain_linear_svm():
     # fewer fitting images than dimensions: the fit runs in coordinates of the images' span; it
     # must be the SVM sklearn fits on the centred, normalised embeddings themselves
     x, labels, predictions, _, us = planted(n_per=120, dim=200, n_classes=2, seed=4, noise=0.01)
-    fd = FailureDirections(c_grid=(0.1, 10.0)).fit(x, labels, predictions)
+    fd = FailureDirections(error_modes=0, c_grid=(0.1, 10.0)).fit(x, labels, predictions)
     wrong = predictions != labels
     for d in fd.directions_:
         assert d.skipped_reason == "" and d.fit_mask.sum() < x.shape[1]
@@ -212,7 +214,7 @@ def test_span_reduction_gives_the_plain_linear_svm():
 # --- hold-out switched off, class subsets --------------------------------------------------------
 def test_no_holdout_uses_all_rows(planted_fit):
     _, x, labels, predictions, conf, _ = planted_fit
-    fd = FailureDirections(holdout_fraction=0.0, top_k=10).fit(x, labels, predictions, confidences=conf, classes=[2])
+    fd = FailureDirections(error_modes=0, holdout_fraction=0.0, top_k=10).fit(x, labels, predictions, confidences=conf, classes=[2])
     (d,) = fd.directions_
     wrong = predictions != labels
     assert d.fit_mask.all() and d.holdout is None and math.isnan(d.holdout_balanced_accuracy)
@@ -225,7 +227,7 @@ def test_no_holdout_uses_all_rows(planted_fit):
 
 def test_class_subset_matches_the_full_fit_and_needs_no_confidences(planted_fit):
     fd, x, labels, predictions, *_ = planted_fit
-    sub = FailureDirections().fit(x, labels, predictions, classes=np.array([2, 0]))
+    sub = FailureDirections(error_modes=0).fit(x, labels, predictions, classes=np.array([2, 0]))
     assert [d.class_index for d in sub.directions_] == [0, 2]
     for d in sub.directions_:
         full = fd.directions_[d.class_index]
@@ -255,7 +257,7 @@ def two_causes(n: int = 600, dim: int = 16, seed: int = 3, noise: float = 0.02):
 
 def test_error_modes_give_one_direction_per_failure_cause():
     x, labels, predictions, u1, u2, cause1, cause2 = two_causes()
-    single = FailureDirections().fit(x, labels, predictions)
+    single = FailureDirections(error_modes=0).fit(x, labels, predictions)
     fd = FailureDirections(error_modes=2).fit(x, labels, predictions)
     (d0,) = single.directions_
     # one direction per class points between the two causes
@@ -315,7 +317,7 @@ def _mixed_classes():
 
 def test_degenerate_classes_are_skipped_with_a_reason():
     x, labels, predictions = _mixed_classes()
-    fd = FailureDirections().fit(x, labels, predictions)
+    fd = FailureDirections(error_modes=0).fit(x, labels, predictions)
     by = {d.class_index: d for d in fd.directions_}
     assert sorted(by) == [0, 1, 2, 3, 4]
     assert by[0].skipped_reason == "" and by[0].holdout.validated
@@ -336,11 +338,11 @@ def test_degenerate_classes_are_skipped_with_a_reason():
 
 def test_too_few_correct_predictions_for_the_folds_are_skipped():
     x, labels, predictions = _mixed_classes()
-    fd = FailureDirections(cv_folds=5).fit(x, labels, predictions, classes=[4])
+    fd = FailureDirections(error_modes=0, cv_folds=5).fit(x, labels, predictions, classes=[4])
     assert fd.directions_[0].skipped_reason == "too few errors for cross-validation"
     keep = labels != 4
     flipped = np.where(labels[keep] == 0, np.where(predictions[keep] == 0, 1, 0), predictions[keep])  # class 0: 30% right
-    d = FailureDirections(cv_folds=50).fit(x[keep], labels[keep], flipped, classes=[0]).directions_[0]
+    d = FailureDirections(error_modes=0, cv_folds=50).fit(x[keep], labels[keep], flipped, classes=[0]).directions_[0]
     assert d.skipped_reason == "too few correct predictions for cross-validation"
 
 
@@ -389,20 +391,36 @@ def test_bad_inputs_raise_value_errors(planted_fit, tmp_path):
         FailureDirections().decision_function(x[:2], 0)
 
 
-@pytest.mark.parametrize("params, what", [
-    (dict(c_grid=()), "c_grid"), (dict(c_grid=(1.0, -1.0)), "c_grid"), (dict(c_grid=(float("nan"),)), "c_grid"),
-    (dict(cv_folds=1), "cv_folds"), (dict(cv_folds=2.5), "cv_folds"), (dict(top_k=0), "top_k"),
-    (dict(holdout_fraction=1.0), "holdout_fraction"), (dict(holdout_fraction=-0.1), "holdout_fraction"),
-    (dict(fdr_alpha=0.0), "fdr_alpha"), (dict(fdr_alpha=1.0), "fdr_alpha"), (dict(seed=-1), "seed"),
-    (dict(n_jobs=0), "n_jobs"), (dict(block_bytes=0), "block_bytes"),
-    (dict(error_modes=1), "error_modes"), (dict(error_modes=-2), "error_modes"), (dict(error_modes=2.0), "error_modes"),
-])
+@pytest.mark.parametrize(
+    "params, what",
+    [
+        (dict(c_grid=()), "c_grid"),
+        (dict(c_grid=(1.0, -1.0)), "c_grid"),
+        (dict(c_grid=(float("nan"),)), "c_grid"),
+        (dict(cv_folds=1), "cv_folds"),
+        (dict(cv_folds=2.5), "cv_folds"),
+        (dict(top_k=0), "top_k"),
+        (dict(holdout_fraction=1.0), "holdout_fraction"),
+        (dict(holdout_fraction=-0.1), "holdout_fraction"),
+        (dict(fdr_alpha=0.0), "fdr_alpha"),
+        (dict(fdr_alpha=1.0), "fdr_alpha"),
+        (dict(seed=-1), "seed"),
+        (dict(n_jobs=0), "n_jobs"),
+        (dict(block_bytes=0), "block_bytes"),
+        (dict(error_modes=1), "error_modes"),
+        (dict(error_modes=-2), "error_modes"),
+        (dict(error_modes=2.0), "error_modes"),
+    ],
+)
 def test_parameters_are_checked_in_fit(params, what):
     x, labels, predictions, *_ = planted(n_per=30, n_classes=1)
     est = FailureDirections(**params)  # constructing never fails (scikit-learn style)
     assert est.get_params()[what] == params[what]
-    with pytest.raises(ValueError, match=what):
+    with pytest.raises(ValueError, match=what) as ei:
         est.fit(x, labels, predictions)
+    assert isinstance(ei.value, InvalidParameter) and ei.value.field == what  # names the request field too
+    with pytest.raises(InvalidParameter, match=what):
+        est.validate_params()  # the public check services call before any work
 
 
 # --- sources, workers, progress, cancellation ----------------------------------------------------
@@ -430,11 +448,12 @@ def test_npy_path_and_two_workers_match_in_memory(planted_fit, tmp_path):
     np.save(path, x)
     seen = []
     block = 400 * x.shape[1] * 4  # one class per block: three blocks over two worker processes
-    two = FailureDirections(n_jobs=2, block_bytes=block).fit(str(path), labels, predictions, confidences=conf,
-                                                            progress=lambda s, d, t: seen.append((s, d, t)))
+    two = FailureDirections(error_modes=0, n_jobs=2, block_bytes=block).fit(
+        str(path), labels, predictions, confidences=conf, progress=lambda s, d, t: seen.append((s, d, t))
+    )
     _same(fd, two)
     assert seen[0] == ("fit", 0, 3) and ("fit", 3, 3) in seen and seen[-1] == ("fdr", 1, 1)
-    one = FailureDirections(block_bytes=block).fit(path, labels, predictions, confidences=conf)
+    one = FailureDirections(error_modes=0, block_bytes=block).fit(path, labels, predictions, confidences=conf)
     _same(fd, one)
 
 
@@ -452,5 +471,5 @@ def test_check_can_cancel():
             raise Cancelled()
 
     with pytest.raises(Cancelled):
-        FailureDirections(block_bytes=100 * x.shape[1] * 4).fit(x, labels, predictions, check=check)
+        FailureDirections(error_modes=0, block_bytes=100 * x.shape[1] * 4).fit(x, labels, predictions, check=check)
     assert len(calls) == 2

@@ -11,15 +11,17 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from google.rpc import error_details_pb2
 from PIL import Image
 
 from failurelens.clients import FailureLensClient
-from failurelens.clients.client import FailureLensError
-from failurelens.demo import register_world, register_world_models
+from failurelens.clients.client import FailureLensError, unpack_details
+from failurelens.clients.main_job import register_world, register_world_models
 from failurelens.discovery.trees import ClassTree, FailureTrees
 from failurelens.stack import Stack
 from failurelens.store import open_store
-from failurelens.v1 import captioning_pb2, common_pb2, slice_discovery_pb2 as sd
+from failurelens.v1 import captioning_pb2, common_pb2
+from failurelens.v1 import slice_discovery_pb2 as sd
 from failurelens.world.config import default_config
 from failurelens.world.generate import generate_world, load_world
 from failurelens.world.vocabulary import world_vocabulary
@@ -46,14 +48,18 @@ def w(tmp_path_factory):
         x.st = open_store(stack.store)
         x.ds = register_world(x.client, x.st, tmp / "world")
         register_world_models(x.client, x.st, REPO)
-        x.emb = {m: x.client.embed(dataset_id=x.ds.dataset_id, model_id=m) for m in ("world-convnet-a", "world-convnet-b", "world-robust", "world-clip")}
+        x.emb = {
+            m: x.client.embed(dataset_id=x.ds.dataset_id, model_id=m) for m in ("world-convnet-a", "world-convnet-b", "world-robust", "world-clip")
+        }
         x.vocab = world_vocabulary(x.world.config)
         x.vocab_uri = x.st.uri(x.st.put_json("uploads/vocabulary/world.json", x.vocab).key)
         x.manifest = x.st.get_parquet(x.st.key_from_uri(x.ds.manifest.uri)).to_pandas()
-        x.trees = x.client.fit_failure_trees(feature_embedding_id=x.emb["world-robust"].embedding_id,
-                                             prediction_embedding_id=x.emb["world-convnet-a"].embedding_id, report_id="t1")
-        x.directions = x.client.fit_failure_directions(clip_embedding_id=x.emb["world-clip"].embedding_id,
-                                                       prediction_embedding_id=x.emb["world-convnet-a"].embedding_id, report_id="d1")
+        x.trees = x.client.fit_failure_trees(
+            feature_embedding_id=x.emb["world-robust"].embedding_id, prediction_embedding_id=x.emb["world-convnet-a"].embedding_id, report_id="t1"
+        )
+        x.directions = x.client.fit_failure_directions(
+            clip_embedding_id=x.emb["world-clip"].embedding_id, prediction_embedding_id=x.emb["world-convnet-a"].embedding_id, report_id="d1"
+        )
         yield x
         x.client.close()
     finally:
@@ -125,16 +131,30 @@ def test_failure_directions_vectors_decisions_and_baseline(w):
     for s in [x for x in w.world.config.planted_slices if x.attribute == "color"]:
         ci = list(w.ds.class_names).index(s.class_name)
         members = set(rows_all[(labels == ci) & (w.manifest.iloc[rows_all][s.attribute].to_numpy() == s.value)].tolist())
+
         def p10(x):
             rows, dv = arr(w, x.rows), arr(w, x.decision_values)
             return np.mean([int(r) in members for r in rows[np.argsort(-dv)[:10]]])
+
         by_mode = {x.mode: p10(x) for x in r.directions if x.class_index == ci and not x.skipped_reason}
         gains.append(max(by_mode.values()) - by_mode[0])
     assert np.mean(gains) > 0.2, gains
-    assert code(w.client.fit_failure_directions, clip_embedding_id=w.emb["world-clip"].embedding_id,
-                prediction_embedding_id=w.emb["world-convnet-a"].embedding_id, error_modes=1) == grpc.StatusCode.INVALID_ARGUMENT
-    single = w.client.fit_failure_directions(clip_embedding_id=w.emb["world-clip"].embedding_id, prediction_embedding_id=w.emb["world-convnet-a"].embedding_id,
-                                             report_id="d-single", error_modes=0, classes=[0, 1])
+    assert (
+        code(
+            w.client.fit_failure_directions,
+            clip_embedding_id=w.emb["world-clip"].embedding_id,
+            prediction_embedding_id=w.emb["world-convnet-a"].embedding_id,
+            error_modes=1,
+        )
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    single = w.client.fit_failure_directions(
+        clip_embedding_id=w.emb["world-clip"].embedding_id,
+        prediction_embedding_id=w.emb["world-convnet-a"].embedding_id,
+        report_id="d-single",
+        error_modes=0,
+        classes=[0, 1],
+    )
     assert [(x.class_index, x.mode) for x in single.directions] == [(0, 0), (1, 0)]
     assert arr(w, single.directions[0].direction).tolist() == arr(w, r.directions[0].direction).tolist()
     # the most aligned held-out images are failures far more often than the class's images in general
@@ -168,17 +188,28 @@ def test_captions_name_the_planted_attributes(w):
     item = stored[0]["positive"][0]
     assert set(item) >= {"text", "score", "nearest_accuracy", "validated"}
     assert all(x["nearest_accuracy"] is None for x in stored[0]["negative"])  # easy captions are not checked
-    assert code(w.client.caption_directions, report_id="d1", text_model_id="world-clip", vocabulary=vocab, nearest_images=-1) == grpc.StatusCode.INVALID_ARGUMENT
-    rules = w.client.caption_rules(report_id="t1", text_model_id="world-clip", clip_embedding_id=w.emb["world-clip"].embedding_id, vocabulary=vocab, top_k=2)
+    assert (
+        code(w.client.caption_directions, report_id="d1", text_model_id="world-clip", vocabulary=vocab, nearest_images=-1)
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    rules = w.client.caption_rules(
+        report_id="t1", text_model_id="world-clip", clip_embedding_id=w.emb["world-clip"].embedding_id, vocabulary=vocab, top_k=2
+    )
     assert len(rules.rules) >= 1 and all(len(r.captions) == 2 for r in rules.rules)
     assert sum(r.captions[0].validated for r in rules.rules) >= len(rules.rules) // 2
     # validation (paper 002): the model is worse on the images nearest the hard caption
     s = next(x for x in cfg.planted_slices if x.attribute == "background")
     dom = cfg.bias[s.class_name].background
     phrase = {b: p for p, b in w.vocab["value_names"].items()}
-    v = w.client.validate_caption(text_model_id="world-clip", clip_embedding_id=w.emb["world-clip"].embedding_id,
-                                  prediction_embedding_id=w.emb["world-convnet-a"].embedding_id, class_index=list(w.ds.class_names).index(s.class_name),
-                                  hard_caption=f"a photo of a {s.class_name} {phrase[s.value]}", easy_caption=f"a photo of a {s.class_name} {phrase[dom]}", k=20)
+    v = w.client.validate_caption(
+        text_model_id="world-clip",
+        clip_embedding_id=w.emb["world-clip"].embedding_id,
+        prediction_embedding_id=w.emb["world-convnet-a"].embedding_id,
+        class_index=list(w.ds.class_names).index(s.class_name),
+        hard_caption=f"a photo of a {s.class_name} {phrase[s.value]}",
+        easy_caption=f"a photo of a {s.class_name} {phrase[dom]}",
+        k=20,
+    )
     assert v.k == 20 and len(v.hard_rows) == 20 and v.hard_accuracy < v.easy_accuracy
 
 
@@ -188,9 +219,14 @@ def test_backgrounds_proposed_offline_and_assigned_to_every_failure(w):
     for c in prop.classes:
         dom = w.world.config.bias[c.class_name].background
         assert 1 <= len(c.backgrounds) <= 9 and not any(b.endswith(dom) for b in c.backgrounds)
-    res = w.client.assign_backgrounds(clip_embedding_id=w.emb["world-clip"].embedding_id, prediction_embedding_id=w.emb["world-convnet-a"].embedding_id,
-                                      text_model_id="world-clip", backgrounds=list(prop.classes), top_k=20,
-                                      vocabulary=captioning_pb2.CaptionVocabulary(vocabulary_uri=w.vocab_uri))
+    res = w.client.assign_backgrounds(
+        clip_embedding_id=w.emb["world-clip"].embedding_id,
+        prediction_embedding_id=w.emb["world-convnet-a"].embedding_id,
+        text_model_id="world-clip",
+        backgrounds=list(prop.classes),
+        top_k=20,
+        vocabulary=captioning_pb2.CaptionVocabulary(vocabulary_uri=w.vocab_uri),
+    )
     labels, preds = arr(w, w.emb["world-convnet-a"].labels), arr(w, w.emb["world-convnet-a"].predictions)
     table = w.st.get_parquet(w.st.key_from_uri(res.assignments.uri)).to_pandas()
     assert len(table) == int((labels != preds).sum()) == sum(b.count for c in res.classes for b in c.top)
@@ -218,18 +254,52 @@ def test_visual_evidence_pngs_heatmaps_and_feature_attacks(w):
 
 
 def test_debug_split_and_failure_overlap(w):
-    split = w.client.call(w.client.slice_discovery.SplitDebugSet, sd.SplitDebugSetRequest(
-        prediction_embedding_id=w.emb["world-convnet-a"].embedding_id, name="dbg", seed=1))
+    split = w.client.call(
+        w.client.slice_discovery.SplitDebugSet,
+        sd.SplitDebugSetRequest(prediction_embedding_id=w.emb["world-convnet-a"].embedding_id, name="dbg", seed=1),
+    )
     seed_rows, held = arr(w, split.debug_seed_rows), arr(w, split.debug_heldout_rows)
     assert len(np.intersect1d(seed_rows, held)) == 0 and len(seed_rows) + len(held) == split.num_failures
-    ov = w.client.call(w.client.slice_discovery.CompareFailures, sd.CompareFailuresRequest(
-        prediction_embedding_ids=[w.emb["world-convnet-a"].embedding_id, w.emb["world-convnet-b"].embedding_id]))
+    ov = w.client.call(
+        w.client.slice_discovery.CompareFailures,
+        sd.CompareFailuresRequest(prediction_embedding_ids=[w.emb["world-convnet-a"].embedding_id, w.emb["world-convnet-b"].embedding_id]),
+    )
     iou = np.array(ov.iou).reshape(2, 2)
     assert np.allclose(np.diag(iou), 1) and 0 < iou[0, 1] < 1 and iou[0, 1] == iou[1, 0]
 
 
 def _no_objects(w, prefix: str) -> bool:
     return not list(w.st.list(prefix))
+
+
+def _field_violations(err: FailureLensError) -> list[str]:
+    return [v.field for d in unpack_details(err.rich) if isinstance(d, error_details_pb2.BadRequest) for v in d.field_violations]
+
+
+def test_parameter_errors_name_the_field_and_unset_fields_take_the_estimator_defaults(w):
+    c = w.client
+    robust, conv, clip = (w.emb[m].embedding_id for m in ("world-robust", "world-convnet-a", "world-clip"))
+    for fn, kw, field in [
+        (c.fit_failure_trees, {"feature_embedding_id": robust, "holdout_fraction": 1.5}, "holdout_fraction"),
+        (c.fit_failure_trees, {"feature_embedding_id": robust, "max_depth": 0}, "max_depth"),
+        (c.fit_failure_directions, {"clip_embedding_id": clip, "error_modes": 1}, "error_modes"),
+        (c.fit_failure_directions, {"clip_embedding_id": clip, "holdout_fraction": 1.5}, "holdout_fraction"),
+    ]:
+        with pytest.raises(FailureLensError) as e:
+            fn(prediction_embedding_id=conv, **kw)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and field in e.value.details_text
+        assert _field_violations(e.value) == [field]
+    # the reports fitted with no tunable field set (fixture) record exactly the estimators' defaults
+    from failurelens.discovery.directions import FailureDirections
+    from failurelens.discovery.trees import FailureTrees
+
+    for report, est in ((w.trees, FailureTrees()), (w.directions, FailureDirections())):
+        stored = w.st.get_json(w.st.key_from_uri(report.report.uri))["params"]
+        expected = est.validate_params()
+        for k in ("n_jobs", "block_bytes"):
+            stored.pop(k, None)
+            expected.pop(k, None)
+        assert stored == json.loads(json.dumps(expected)), (stored, expected)
 
 
 def test_bad_requests_get_clear_statuses_and_leave_nothing_behind(w):
@@ -243,10 +313,22 @@ def test_bad_requests_get_clear_statuses_and_leave_nothing_behind(w):
     assert code(c.fit_failure_directions, clip_embedding_id=robust, prediction_embedding_id=conv) == grpc.StatusCode.FAILED_PRECONDITION
     assert code(c.fit_failure_directions, clip_embedding_id=clip, prediction_embedding_id=conv, c_grid=[-1.0]) == grpc.StatusCode.INVALID_ARGUMENT
     assert code(c.caption_directions, report_id="d1", text_model_id="world-clip") == grpc.StatusCode.INVALID_ARGUMENT  # no vocabulary
-    assert code(c.caption_directions, report_id="d1", text_model_id="world-robust",
-                vocabulary=captioning_pb2.CaptionVocabulary(vocabulary_uri=w.vocab_uri)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        code(
+            c.caption_directions,
+            report_id="d1",
+            text_model_id="world-robust",
+            vocabulary=captioning_pb2.CaptionVocabulary(vocabulary_uri=w.vocab_uri),
+        )
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert code(c.render_feature_evidence, report_id="t1", features=[10_000]) == grpc.StatusCode.INVALID_ARGUMENT
-    assert code(c.propose_backgrounds, class_names=["star"], llm=captioning_pb2.LlmConfig(base_url="http://127.0.0.1:9/v1", model="m", timeout_seconds=2)) == grpc.StatusCode.INTERNAL
+    assert (
+        code(
+            c.propose_backgrounds, class_names=["star"], llm=captioning_pb2.LlmConfig(base_url="http://127.0.0.1:9/v1", model="m", timeout_seconds=2)
+        )
+        == grpc.StatusCode.INTERNAL
+    )
 
     # NaN features in a stored embedding set: FAILED_PRECONDITION naming the row, no report written
     from failurelens import catalog as cat
@@ -259,7 +341,7 @@ def test_bad_requests_get_clear_statuses_and_leave_nothing_behind(w):
     bad.CopyFrom(rec)
     bad.embedding_id = "nan-features"
     bad.features.uri = w.st.uri(w.st.put_npy("embeddings/nan-features/v/features.npy", feats).key)
-    catalog.put("embedding set", "nan-features", bad)
+    catalog.put_record("embedding set", "nan-features", bad)
     with pytest.raises(FailureLensError) as e:
         c.fit_failure_trees(feature_embedding_id="nan-features", prediction_embedding_id=conv, report_id="nan-trees")
     assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "7" in e.value.details_text
@@ -269,11 +351,21 @@ def test_bad_requests_get_clear_statuses_and_leave_nothing_behind(w):
     shifted.CopyFrom(rec)
     shifted.embedding_id = "shifted-rows"
     shifted.rows.uri = w.st.uri(w.st.put_npy("embeddings/shifted-rows/v/rows.npy", arr(w, rec.rows) + 10**6).key)
-    catalog.put("embedding set", "shifted-rows", shifted)
+    catalog.put_record("embedding set", "shifted-rows", shifted)
     with pytest.raises(FailureLensError) as e:
         c.fit_failure_trees(feature_embedding_id="shifted-rows", prediction_embedding_id=conv, report_id="shifted-trees")
     assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "share no dataset rows" in e.value.details_text
     assert _no_objects(w, "trees/shifted-trees/")
+    # misaligned: a features matrix one row shorter than the rows its embedding set records
+    short = type(rec)()
+    short.CopyFrom(rec)
+    short.embedding_id = "short-features"
+    short.features.uri = w.st.uri(w.st.put_npy("embeddings/short-features/v/features.npy", arr(w, rec.features)[:-1]).key)
+    catalog.put_record("embedding set", "short-features", short)
+    with pytest.raises(FailureLensError) as e:
+        c.fit_failure_trees(feature_embedding_id="short-features", prediction_embedding_id=conv, report_id="short-trees")
+    assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "misaligned" in e.value.details_text
+    assert _no_objects(w, "trees/short-trees/")
     # a class without errors and a class with only errors: skipped with the reason, not an error
     prec = catalog.embedding(conv)
     labels, preds = arr(w, prec.labels), arr(w, prec.predictions).copy()
@@ -283,8 +375,14 @@ def test_bad_requests_get_clear_statuses_and_leave_nothing_behind(w):
     crafted.CopyFrom(prec)
     crafted.embedding_id = "crafted-preds"
     crafted.predictions.uri = w.st.uri(w.st.put_npy("embeddings/crafted-preds/v/predictions.npy", preds).key)
-    catalog.put("embedding set", "crafted-preds", crafted)
-    r = c.fit_failure_trees(feature_embedding_id=robust, prediction_embedding_id="crafted-preds", report_id="crafted", classes=[0, 1], groupings=[common_pb2.GROUPING_LABEL])
+    catalog.put_record("embedding set", "crafted-preds", crafted)
+    r = c.fit_failure_trees(
+        feature_embedding_id=robust,
+        prediction_embedding_id="crafted-preds",
+        report_id="crafted",
+        classes=[0, 1],
+        groupings=[common_pb2.GROUPING_LABEL],
+    )
     reasons = {t["class_index"]: t["skipped_reason"] for t in w.st.get_json(w.st.key_from_uri(r.report.uri))["trees"]}
     assert reasons == {0: "no errors in this group", 1: "only errors in this group"} and not r.rules
     d = c.fit_failure_directions(clip_embedding_id=clip, prediction_embedding_id="crafted-preds", report_id="crafted-d", classes=[0, 1])
@@ -301,18 +399,59 @@ def test_cli_discover_prints_the_failure_table(w, tmp_path):
 
     vocab = tmp_path / "vocabulary.json"
     vocab.write_text(json.dumps(w.vocab))
-    out = subprocess.run([sys.executable, "-m", "failurelens.cli", "--state-dir", str(w.state_dir), "discover",
-                          "--predictions", w.emb["world-convnet-b"].embedding_id, "--features", w.emb["world-robust"].embedding_id,
-                          "--clip", w.emb["world-clip"].embedding_id, "--text-model", "world-clip", "--vocabulary", str(vocab),
-                          "--no-evidence", "--name", "cli"], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "failurelens.cli",
+            "--state-dir",
+            str(w.state_dir),
+            "discover",
+            "--predictions",
+            w.emb["world-convnet-b"].embedding_id,
+            "--features",
+            w.emb["world-robust"].embedding_id,
+            "--clip",
+            w.emb["world-clip"].embedding_id,
+            "--text-model",
+            "world-clip",
+            "--vocabulary",
+            str(vocab),
+            "--no-evidence",
+            "--name",
+            "cli",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("class "))
-    table = lines[header + 1: header + 13]
+    table = lines[header + 1 : header + 13]
     assert {row.split()[0] for row in table} == set(w.ds.class_names)
     assert "failure trees cli-trees" in out.stdout and "failure directions: stage" not in out.stdout
     assert "error-mode directions" in out.stdout and "error modes (validated failure directions" in out.stdout
     assert "%|" in out.stderr  # progress bars
-    bad = subprocess.run([sys.executable, "-m", "failurelens.cli", "--state-dir", str(w.state_dir), "discover", "--predictions", "nope",
-                          "--features", "x", "--clip", "y", "--text-model", "world-clip"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "failurelens.cli",
+            "--state-dir",
+            str(w.state_dir),
+            "discover",
+            "--predictions",
+            "nope",
+            "--features",
+            "x",
+            "--clip",
+            "y",
+            "--text-model",
+            "world-clip",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode != 0 and "NOT_FOUND" in bad.stderr

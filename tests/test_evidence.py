@@ -32,15 +32,19 @@ from failurelens.triton.client import TritonInferenceError
 from failurelens.triton.repository import ATTACK_SUFFIX, write_attack_model
 
 try:  # the server instance is shared with other triton tests either way
-    from tests._fixtures.triton import triton_client, triton_repo, triton_server  # noqa: F401
+    from tests._fixtures.triton import triton_client, triton_repo, triton_server
 except ImportError:  # pragma: no cover - tests/ not importable as a package
     from _fixtures.triton import triton_client, triton_repo, triton_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1] / "triton_models"
 ROBUST = "world-robust"
 SCENES = [  # (class, background, colour)
-    ("star", "water", "yellow"), ("circle", "grass", "red"), ("heart", "sand", "blue"),
-    ("bolt", "night", "white"), ("cross", "brick", "green"), ("ring", "snow", "purple"),
+    ("star", "water", "yellow"),
+    ("circle", "grass", "red"),
+    ("heart", "sand", "blue"),
+    ("bolt", "night", "white"),
+    ("cross", "brick", "green"),
+    ("ring", "snow", "purple"),
 ]
 
 
@@ -117,7 +121,7 @@ def test_montage_and_png_decode_with_the_documented_geometry() -> None:
         assert im.size == (MONTAGE_PAD + 3 * (cell_w + MONTAGE_PAD), MONTAGE_PAD + 2 * (LABEL_BAND + cell_h + MONTAGE_PAD))
         pixels = np.asarray(im.convert("RGB"))
     y0, x0 = MONTAGE_PAD + LABEL_BAND, MONTAGE_PAD
-    np.testing.assert_array_equal(pixels[y0:y0 + 128:2, x0:x0 + 128:2], a)  # nearest-neighbour x2
+    np.testing.assert_array_equal(pixels[y0 : y0 + 128 : 2, x0 : x0 + 128 : 2], a)  # nearest-neighbour x2
     with Image.open(io.BytesIO(montage([[a]], scale=1))) as im:
         assert im.size == (64 + 2 * MONTAGE_PAD, 64 + 2 * MONTAGE_PAD)
     with Image.open(io.BytesIO(png_bytes(a))) as im:
@@ -166,7 +170,9 @@ def test_onnx2torch_gradients_match_the_torch_network(robust: dict, world_images
     with torch.no_grad():
         f_net, fmap_net = net(_normalised(x, robust))
         f_conv, fmap_conv = conv(_normalised(x, robust))
-        f_ort = ort.InferenceSession(robust["onnx"], providers=["CPUExecutionProvider"]).run(["features"], {"images": _normalised(x, robust).numpy()})[0]
+        f_ort = ort.InferenceSession(robust["onnx"], providers=["CPUExecutionProvider"]).run(
+            ["features"], {"images": _normalised(x, robust).numpy()}
+        )[0]
     scale = float(f_net.abs().max())
     assert float((f_net - f_conv).abs().max()) < 1e-5 * scale + 1e-6
     assert float((fmap_net - fmap_conv).abs().max()) < 1e-4 * scale

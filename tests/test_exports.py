@@ -16,8 +16,8 @@ import argparse
 import math
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import onnx
@@ -25,6 +25,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from failurelens.cli.export import add_export_commands
 from failurelens.data.onnx_models import (
     inspect_onnx,
     smoke_run,
@@ -35,11 +36,10 @@ from failurelens.data.onnx_models import (
 )
 from failurelens.data.tokenizer import ClipTokenizer
 from failurelens.models import export as E
-from failurelens.models.export_cli import add_export_commands
 from failurelens.triton.repository import remove_model, spec_from_onnx, write_model
 
 try:  # the lead's conftest may also register these; the server instance is shared either way
-    from tests._fixtures.triton import triton_client, triton_repo, triton_server  # noqa: F401
+    from tests._fixtures.triton import triton_client, triton_repo, triton_server
 except ImportError:  # pragma: no cover - tests/ not importable as a package
     from _fixtures.triton import triton_client, triton_repo, triton_server  # noqa: F401
 
@@ -57,7 +57,7 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _seeded_model(fn, seed: int = 0):  # noqa: ANN001, ANN202 - the same init as the exporter's (seed 0)
+def _seeded_model(fn, seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return fn().eval()
@@ -80,7 +80,7 @@ def _maxdiff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
-def _signature(path: Path):  # noqa: ANN202
+def _signature(path: Path):
     return inspect_onnx(path.read_bytes())
 
 
@@ -99,7 +99,7 @@ def _check_result(res: E.ExportResult) -> None:
     print(f"\n{res.summary()}")
 
 
-def _serve(triton_repo: Path, triton_client, name: str, path: Path, feeds: dict[str, np.ndarray], names: list[str]):  # noqa: ANN001, ANN202
+def _serve(triton_repo: Path, triton_client, name: str, path: Path, feeds: dict[str, np.ndarray], names: list[str]):
     """Serve ``path`` from Triton, infer ``feeds`` and compare with onnxruntime; returns the diffs."""
     ref = _ort(path, feeds, names)
     write_model(triton_repo, spec_from_onnx(name, str(path), max_batch_size=8), str(path))
@@ -173,7 +173,7 @@ def test_robust_resnet50_from_robustness_checkpoint(robust_export, triton_repo, 
 def test_robust_resnet50_plain_state_dict_with_baked_normalizer(robust_export, out_dir: Path):
     ckpt, res = robust_export
     raw = torch.load(str(ckpt), map_location="cpu", weights_only=True)["model"]
-    plain = {"state_dict": {"module." + k[len("module.model."):]: v for k, v in raw.items() if k.startswith("module.model.")}}
+    plain = {"state_dict": {"module." + k[len("module.model.") :]: v for k, v in raw.items() if k.startswith("module.model.")}}
     torch.save(plain, str(out_dir / "plain.pth"))
     baked = E.export_robust_resnet50(out_dir / "plain.pth", out_dir / "robust_baked.onnx", bake_normalizer=True)
     _check_result(baked)
@@ -263,10 +263,11 @@ def test_open_clip_custom_config_and_checkpoint(out_dir: Path):
     ids = ClipTokenizer(77).encode(TEXTS)
     x = _images(3, (32, 32))
     with torch.no_grad():
-        assert _maxdiff(_ort(res.paths["text"], {"input_ids": ids}, ["embeddings"])["embeddings"],
-                        model.encode_text(torch.from_numpy(ids)).numpy()) < TOL
-        assert _maxdiff(_ort(res.paths["image"], {"images": x}, ["embeddings"])["embeddings"],
-                        model.encode_image(torch.from_numpy(x)).numpy()) < TOL
+        assert (
+            _maxdiff(_ort(res.paths["text"], {"input_ids": ids}, ["embeddings"])["embeddings"], model.encode_text(torch.from_numpy(ids)).numpy())
+            < TOL
+        )
+        assert _maxdiff(_ort(res.paths["image"], {"images": x}, ["embeddings"])["embeddings"], model.encode_image(torch.from_numpy(x)).numpy()) < TOL
     # open_clip's global config registry is left alone
     import open_clip
 
@@ -340,8 +341,9 @@ def test_cli_classifier_export_is_deterministic(mobilenet_checkpoint, out_dir: P
     add_export_commands(ap.add_subparsers(dest="sub", required=True))
     a, b = out_dir / "cli_a.onnx", out_dir / "cli_b.onnx"
     for out in (a, b):
-        ns = ap.parse_args(["export", "classifier", "torchvision:mobilenet_v3_small", "--checkpoint", str(ckpt),
-                            "--out", str(out), "--input-size", "128", "128"])
+        ns = ap.parse_args(
+            ["export", "classifier", "torchvision:mobilenet_v3_small", "--checkpoint", str(ckpt), "--out", str(out), "--input-size", "128", "128"]
+        )
         assert ns.fn(ns) == 0
     text = capsys.readouterr().out
     assert "preprocessing to declare: input_size 128x128" in text and "parity torch vs onnxruntime" in text
@@ -439,9 +441,11 @@ def test_module_classifiers_and_errors(out_dir: Path):
     with pytest.raises(E.ParityError, match="parity failed"):
         E.export_classifier(_seeded_model(_BatchBakedNet), out_path=out_dir / "bad.onnx", input_size=(32, 32))
     assert not (out_dir / "bad.onnx").exists()
+
     class _AfterHead(_TupleNet):
         def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
             return super().forward(x)[0] * 2  # something after the final Linear: not a plain head
+
     with pytest.raises(E.ExportError, match="not the last operation"):
         E.export_classifier(_seeded_model(_AfterHead), out_path=out_dir / "bad.onnx", input_size=(32, 32))
     with pytest.raises(E.ExportError, match="no nn.Linear head"):
@@ -478,10 +482,10 @@ def test_full_size_exports_through_registry_and_embedding_service(robust_export,
     from failurelens.clients import FailureLensClient, upload_dataset, upload_file
     from failurelens.convert import preprocessing_to_proto
     from failurelens.data.images import Preprocessing, preprocess, read_image
-    from failurelens.demo import write_dataset
     from failurelens.stack import Stack
     from failurelens.store import open_store
     from failurelens.v1 import registry_pb2
+    from tests._fixtures.shapes import write_dataset
 
     _, robust = robust_export
     data = write_dataset(tmp_path / "shapes", {"test": 1})  # 4 images, one per class
@@ -494,8 +498,13 @@ def test_full_size_exports_through_registry_and_embedding_service(robust_export,
         images = [read_image(st, st.key_from_uri(u)) for u in manifest["uri"]]
 
         pp_r = Preprocessing.from_dict(robust.preprocessing)
-        m = client.register_model(name="robust-r50", kind=registry_pb2.MODEL_KIND_FEATURE_EXTRACTOR, max_batch_size=4,
-                                  onnx_uri=upload_file(st, robust.path, "uploads/models/robust-r50.onnx"), preprocessing=preprocessing_to_proto(pp_r))
+        m = client.register_model(
+            name="robust-r50",
+            kind=registry_pb2.MODEL_KIND_FEATURE_EXTRACTOR,
+            max_batch_size=4,
+            onnx_uri=upload_file(st, robust.path, "uploads/models/robust-r50.onnx"),
+            preprocessing=preprocessing_to_proto(pp_r),
+        )
         assert m.has_feature_map and m.triton_models[-1] == "robust-r50__attack"
         e = client.embed(dataset_id="shapes", model_id="robust-r50", include_feature_map=True, batch_size=4)
         ref = _ort(robust.path, {"images": preprocess(images, pp_r)}, ["features", "feature_map"])
@@ -504,10 +513,15 @@ def test_full_size_exports_through_registry_and_embedding_service(robust_export,
         assert _maxdiff(got_f, ref["features"]) < TOL and _maxdiff(got_m, ref["feature_map"]) < TOL
 
         pp_c = Preprocessing.from_dict(clip_export.preprocessing)
-        client.register_model(name="clip-b32", kind=registry_pb2.MODEL_KIND_IMAGE_TEXT, max_batch_size=4,
-                              onnx_uri=upload_file(st, clip_export.paths["image"], "uploads/models/clip-b32/image.onnx"),
-                              text_onnx_uri=upload_file(st, clip_export.paths["text"], "uploads/models/clip-b32/text.onnx"),
-                              tokenizer=registry_pb2.Tokenizer(kind="clip_bpe", context_length=77), preprocessing=preprocessing_to_proto(pp_c))
+        client.register_model(
+            name="clip-b32",
+            kind=registry_pb2.MODEL_KIND_IMAGE_TEXT,
+            max_batch_size=4,
+            onnx_uri=upload_file(st, clip_export.paths["image"], "uploads/models/clip-b32/image.onnx"),
+            text_onnx_uri=upload_file(st, clip_export.paths["text"], "uploads/models/clip-b32/text.onnx"),
+            tokenizer=registry_pb2.Tokenizer(kind="clip_bpe", context_length=77),
+            preprocessing=preprocessing_to_proto(pp_c),
+        )
         ec = client.embed(dataset_id="shapes", model_id="clip-b32")
         ref_i = _ort(clip_export.paths["image"], {"images": preprocess(images, pp_c)}, ["embeddings"])["embeddings"]
         assert _maxdiff(st.get_npy(st.key_from_uri(ec.image_embeddings.uri)), ref_i) < TOL

@@ -14,9 +14,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
+from failurelens import errors
+from failurelens.clients import unpack_details
 from failurelens.data.errors import ValidationError, Violation
-from failurelens.runtime import Binding, ServiceContext, errors
-from failurelens.runtime.errors import unpack_details
+from failurelens.runtime import Binding, ServiceContext
 from failurelens.services import generation
 from failurelens.v1 import common_pb2, generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 from tests._fixtures.servers import running
@@ -32,34 +33,42 @@ class FakePipeline(pipeline_pb2_grpc.PipelineServicer):
         self.finished = threading.Event()
         self.stopped_early = threading.Event()
 
-    async def Run(self, request, context):  # noqa: ANN001, ANN201
+    async def Run(self, request, context):
         steps = int(request.run_id.split(":")[1]) if ":" in request.run_id else 3
 
-        def work(job):  # noqa: ANN001, ANN202
+        def work(job):
             try:
                 for i in range(steps):
                     job.progress("steps", i, steps, force=True)
                     time.sleep(0.05)
                 job.progress("steps", steps, steps)
-            except errors.ServiceError:
+            except errors.Error:
                 self.stopped_early.set()
                 raise
             self.finished.set()
             return pipeline_pb2.PipelineRun(run_id=request.run_id, state=common_pb2.JOB_STATE_SUCCEEDED)
 
-        async for u in self.ctx.jobs.stream(context, "Run", work, lambda p: pipeline_pb2.PipelineUpdate(progress=p),
-                                            lambda r: pipeline_pb2.PipelineUpdate(result=r), lambda r: r.run_id):
+        async for u in self.ctx.jobs.stream(
+            context,
+            "Run",
+            work,
+            lambda p: pipeline_pb2.PipelineUpdate(progress=p),
+            lambda r: pipeline_pb2.PipelineUpdate(result=r),
+            lambda r: r.run_id,
+        ):
             yield u
 
-    async def GetRun(self, request, context):  # noqa: ANN001, ANN201
+    async def GetRun(self, request, context):
         rid = request.run_id
         if rid == "missing":
             raise errors.NotFound.resource("pipeline run", rid, "list runs first")
         if rid == "crash":
             raise RuntimeError("boom: secret internals")
         if rid == "bad":
-            raise ValidationError("manifest row 3: label 12 is out of range; the class list has 10 classes (0..9)",
-                                  [Violation("manifest.label", "label 12 is out of range", row=3, uri="s3://b/x.png")])
+            raise ValidationError(
+                "manifest row 3: label 12 is out of range; the class list has 10 classes (0..9)",
+                [Violation("manifest.label", "label 12 is out of range", row=3, uri="s3://b/x.png")],
+            )
         return pipeline_pb2.PipelineRun(run_id=rid, state=common_pb2.JOB_STATE_SUCCEEDED)
 
 
@@ -87,7 +96,7 @@ def fake_auth():
         yield ts
 
 
-def _stub(ts):  # noqa: ANN001, ANN202
+def _stub(ts):
     ch = grpc.insecure_channel(ts.address)
     return ch, pipeline_pb2_grpc.PipelineStub(ch)
 
@@ -113,7 +122,7 @@ def test_errors_map_to_status_with_rich_details(fake):
     with pytest.raises(grpc.RpcError) as ei:
         stub.GetRun(pipeline_pb2.GetRunRequest(run_id="missing"))
     assert ei.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "pipeline run 'missing' not found; list runs first" == ei.value.details()
+    assert ei.value.details() == "pipeline run 'missing' not found; list runs first"
     info = [d for d in unpack_details(rpc_status.from_call(ei.value)) if isinstance(d, error_details_pb2.ResourceInfo)]
     assert info and info[0].resource_name == "missing"
 
@@ -192,7 +201,9 @@ def test_metrics_endpoint_counts_rpcs_by_code(fake):
     ch.close()
     text = urllib.request.urlopen(f"http://127.0.0.1:{fake.server.metrics_port}/metrics", timeout=5).read().decode()
     assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="GetRun",grpc_service="failurelens.v1.Pipeline",grpc_type="unary"} 1.0' in text
-    assert 'grpc_server_handled_total{grpc_code="NOT_FOUND",grpc_method="GetRun",grpc_service="failurelens.v1.Pipeline",grpc_type="unary"} 1.0' in text
+    assert (
+        'grpc_server_handled_total{grpc_code="NOT_FOUND",grpc_method="GetRun",grpc_service="failurelens.v1.Pipeline",grpc_type="unary"} 1.0' in text
+    )
     assert 'grpc_server_started_total{grpc_method="GetRun",grpc_service="failurelens.v1.Pipeline",grpc_type="unary"} 2.0' in text
     assert "grpc_server_handling_seconds_bucket" in text
 

@@ -6,7 +6,6 @@ input and checks each answer's status, message and that nothing half-written is 
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 
@@ -16,17 +15,16 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
-from grpc_status import rpc_status
 from PIL import Image
 
-from failurelens.clients import FailureLensClient, FailureLensError, upload_dataset, upload_file
+from failurelens.clients import FailureLensClient, FailureLensError, unpack_details, upload_dataset, upload_file
 from failurelens.data.images import Preprocessing, preprocess, read_image
-from failurelens.demo import CLASSES, MEAN, STD, export_onnx, train_tiny_classifier, write_dataset
-from failurelens.runtime.errors import unpack_details
-from failurelens.stack import SERVICES, Stack, check_health
+from failurelens.stack import Stack, check_health
 from failurelens.store import open_store
+from failurelens.topology import NAMES as SERVICES
 from failurelens.v1 import common_pb2, embedding_pb2, registry_pb2
 from tests._fixtures.s3server import s3_server
+from tests._fixtures.shapes import CLASSES, MEAN, STD, export_onnx, train_tiny_classifier, write_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
 PP = common_pb2.Preprocessing(input_height=64, input_width=64, mean=MEAN, std=STD)
@@ -47,7 +45,15 @@ def world(tmp_path_factory):
         stack = Stack(tmp / "state", store=store_uri, extra_env=env).start()
         try:
             client = FailureLensClient(stack.addresses())
-            yield {"tmp": tmp, "root": root, "onnx": onnx_path, "stack": stack, "client": client, "store": open_store(store_uri), "torch_model": model}
+            yield {
+                "tmp": tmp,
+                "root": root,
+                "onnx": onnx_path,
+                "stack": stack,
+                "client": client,
+                "store": open_store(store_uri),
+                "torch_model": model,
+            }
             client.close()
         finally:
             stack.stop()
@@ -204,8 +210,16 @@ def test_keys_with_dotdot_are_refused(world):
 
 def _export(module, path: Path, input_shape, output_names):
     with torch.no_grad():
-        torch.onnx.export(module, (torch.zeros(*input_shape),), str(path), input_names=["images"], output_names=output_names,
-                          dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in output_names}}, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            module,
+            (torch.zeros(*input_shape),),
+            str(path),
+            input_names=["images"],
+            output_names=output_names,
+            dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in output_names}},
+            opset_version=17,
+            dynamo=False,
+        )
     return path
 
 
@@ -215,11 +229,11 @@ def test_onnx_without_features_or_with_wrong_input_is_refused(world, tmp_path):
             super().__init__()
             self.fc = torch.nn.Linear(3 * 64 * 64, 4)
 
-        def forward(self, x):  # noqa: ANN001, ANN201
+        def forward(self, x):
             return self.fc(x.flatten(1))
 
     class Gray(torch.nn.Module):
-        def forward(self, x):  # noqa: ANN001, ANN201
+        def forward(self, x):
             f = x.mean(dim=(2, 3)).repeat(1, 8)
             return f[:, :4], f
 

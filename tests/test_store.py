@@ -74,7 +74,10 @@ class _Source:
     """A generated stream of ``total`` bytes in ``chunk`` pieces; optionally raises after ``fail_after``."""
 
     def __init__(
-        self, total: int, chunk: int = 256 * 1024, fail_after: int | None = None,
+        self,
+        total: int,
+        chunk: int = 256 * 1024,
+        fail_after: int | None = None,
         before_fail: Callable[[], None] | None = None,
     ) -> None:
         self.total, self.chunk, self.fail_after, self.before_fail = total, chunk, fail_after, before_fail
@@ -509,14 +512,14 @@ def test_concurrent_writers_never_tear(store: ArtifactStore) -> None:
                     store.put_stream("shared", io.BytesIO(payloads[i]))
                 else:
                     store.put_bytes("shared", payloads[i])
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:
             errors.append(f"writer {i}: {exc!r}")
 
     def read() -> None:
         while not done.is_set():
             try:
                 data = store.get_bytes("shared")
-            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            except Exception as exc:
                 errors.append(f"reader: {exc!r}")
                 return
             which = known.get(hashlib.sha256(data).hexdigest())

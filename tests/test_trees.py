@@ -12,6 +12,7 @@ import pytest
 
 from failurelens.discovery import validation
 from failurelens.discovery.trees import ClassTree, Condition, FailureTrees, Leaf, Rule, mutual_information
+from failurelens.errors import InvalidParameter
 
 
 # --- hand-computed case -------------------------------------------------------------------------
@@ -60,15 +61,18 @@ def test_hand_computed_depth1_tree_metrics():
     assert ft.valid_leaf_fraction_ == {"label": 1.0}
 
 
-@pytest.mark.parametrize("tau, delta, right_valid, left_valid", [
-    (0.2, 0.1, True, False),
-    (0.74, 0.1, True, False),
-    (0.75, 0.1, False, False),  # EC must be strictly above tau
-    (0.2, 0.6, True, False),  # ER >= BER + delta holds with equality: 1.0 >= 0.4 + 0.6
-    (0.2, 0.61, False, False),
-    (0.0, 0.0, True, False),  # left: ER 1/7 < BER 0.4
-    (0.25, 0.0, True, False),  # and the left leaf's EC = 0.25 is not above 0.25 either
-])
+@pytest.mark.parametrize(
+    "tau, delta, right_valid, left_valid",
+    [
+        (0.2, 0.1, True, False),
+        (0.74, 0.1, True, False),
+        (0.75, 0.1, False, False),  # EC must be strictly above tau
+        (0.2, 0.6, True, False),  # ER >= BER + delta holds with equality: 1.0 >= 0.4 + 0.6
+        (0.2, 0.61, False, False),
+        (0.0, 0.0, True, False),  # left: ER 1/7 < BER 0.4
+        (0.25, 0.0, True, False),  # and the left leaf's EC = 0.25 is not above 0.25 either
+    ],
+)
 def test_valid_flags_follow_tau_and_delta(tau, delta, right_valid, left_valid):
     ft = _hand_fit(tau=tau, delta=delta)
     left, right = ft.trees_[0].leaves
@@ -157,8 +161,7 @@ def _synthetic(n=3000, d=30, n_classes=3, seed=0, planted=True):
 def test_planted_slice_is_the_top_rule_and_validated():
     X, labels, predictions = _synthetic()
     ft = FailureTrees(max_depth=2).fit(X, labels, predictions)
-    assert [(t.grouping, t.class_index) for t in ft.trees_] == [("label", c) for c in range(3)] + [
-        ("prediction", c) for c in range(3)]
+    assert [(t.grouping, t.class_index) for t in ft.trees_] == [("label", c) for c in range(3)] + [("prediction", c) for c in range(3)]
     for t in ft.trees_:
         assert t.skipped_reason == "" and t.selected_features[0] == 3
         assert t.mutual_information == sorted(t.mutual_information, reverse=True)
@@ -224,8 +227,7 @@ def test_stored_tree_reproduces_sklearn_leaf_assignment():
 
     X, labels, predictions = _synthetic(n=2000, d=25, seed=7)
     X[:, 5] = np.round(X[:, 5], 1)  # ties and thresholds between close float32 values
-    ft = FailureTrees(max_depth=3, min_leaf_size=7, top_k_features=6, seed=3, holdout_fraction=0.0,
-                      groupings=("label",)).fit(X, labels, predictions)
+    ft = FailureTrees(max_depth=3, min_leaf_size=7, top_k_features=6, seed=3, holdout_fraction=0.0, groupings=("label",)).fit(X, labels, predictions)
     wrong = labels != predictions
     for t in ft.trees_:
         rows = labels == t.class_index
@@ -268,8 +270,7 @@ def test_degenerate_groups_are_skipped_not_crashing():
     fitted = by[("label", 3)]
     assert (fitted.n, fitted.errors) == (14, 3)
     n_label = sum(1 for g, _ in by if g == "label")
-    assert ft.valid_leaf_fraction_["label"] == sum(
-        t.has_valid_leaf for t in ft.trees_ if t.grouping == "label") / n_label
+    assert ft.valid_leaf_fraction_["label"] == sum(t.has_valid_leaf for t in ft.trees_ if t.grouping == "label") / n_label
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -297,14 +298,25 @@ def test_misaligned_unknown_and_bad_parameters():
         FailureTrees().fit(X[:, 0], labels, predictions)
     with pytest.raises(ValueError, match=r"classes 17, 42 occur neither"):
         FailureTrees().fit(X, labels, predictions, classes=[0, 42, 17])
-    for kw, name in [(dict(max_depth=4), "max_depth"), (dict(max_depth=0), "max_depth"),
-                     (dict(tau=1.5), "tau"), (dict(delta=-0.1), "delta"), (dict(groupings=("labels",)), "groupings"),
-                     (dict(groupings=()), "groupings"), (dict(holdout_fraction=1.0), "holdout_fraction"),
-                     (dict(fdr_alpha=0.0), "fdr_alpha"), (dict(top_k_features=0), "top_k_features"),
-                     (dict(min_leaf_size=0), "min_leaf_size"), (dict(mi_bins=1), "mi_bins"),
-                     (dict(n_jobs=0), "n_jobs"), (dict(max_depth=True), "max_depth"), (dict(seed=-1), "seed")]:
-        with pytest.raises(ValueError, match=name):
+    for kw, name in [
+        (dict(max_depth=4), "max_depth"),
+        (dict(max_depth=0), "max_depth"),
+        (dict(tau=1.5), "tau"),
+        (dict(delta=-0.1), "delta"),
+        (dict(groupings=("labels",)), "groupings"),
+        (dict(groupings=()), "groupings"),
+        (dict(holdout_fraction=1.0), "holdout_fraction"),
+        (dict(fdr_alpha=0.0), "fdr_alpha"),
+        (dict(top_k_features=0), "top_k_features"),
+        (dict(min_leaf_size=0), "min_leaf_size"),
+        (dict(mi_bins=1), "mi_bins"),
+        (dict(n_jobs=0), "n_jobs"),
+        (dict(max_depth=True), "max_depth"),
+        (dict(seed=-1), "seed"),
+    ]:
+        with pytest.raises(ValueError, match=name) as ei:
             FailureTrees(**kw).fit(X, labels, predictions)
+        assert isinstance(ei.value, InvalidParameter) and ei.value.field == name
 
 
 # --- equal results from a file, from workers, and for a subset of classes -------------------------
@@ -322,7 +334,8 @@ def test_npy_path_and_worker_processes_give_identical_results(tmp_path):
     assert _asdicts(from_file) == _asdicts(reference)
     calls = []
     parallel = FailureTrees(max_depth=2, n_jobs=2, block_bytes=1).fit(
-        path, labels, predictions, progress=lambda stage, done, total: calls.append((stage, done, total)))
+        path, labels, predictions, progress=lambda stage, done, total: calls.append((stage, done, total))
+    )
     assert _asdicts(parallel) == _asdicts(reference)
     assert calls[0] == ("trees", 0, 8) and calls[-1] == ("trees", 8, 8)
     assert parallel.valid_leaf_fraction_ == reference.valid_leaf_fraction_
@@ -334,6 +347,7 @@ def test_subset_of_classes_matches_full_fit_and_cancellation():
     X, labels, predictions = _synthetic(n=1500, d=12, n_classes=4, seed=6)
     full = FailureTrees().fit(X, labels, predictions)
     part = FailureTrees(groupings=("prediction",)).fit(X, labels, predictions, classes=[2])
+
     def without_q(t):  # q-values depend on the size of the FDR family (all valid leaves of a fit)
         d = dataclasses.asdict(t)
         for leaf in d["leaves"]:

@@ -42,7 +42,7 @@ from failurelens.triton.repository import (
 )
 
 try:  # the lead's conftest may also register these; the server instance is shared either way
-    from tests._fixtures.triton import triton_client, triton_repo, triton_server  # noqa: F401
+    from tests._fixtures.triton import triton_client, triton_repo, triton_server
 except ImportError:  # pragma: no cover - tests/ not importable as a package
     from _fixtures.triton import triton_client, triton_repo, triton_server  # noqa: F401
 
@@ -121,7 +121,7 @@ def torch_cnn_onnx() -> bytes:
     return buf.getvalue()
 
 
-SLEEP_MODEL_PY = '''
+SLEEP_MODEL_PY = """
 import time
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -134,7 +134,7 @@ class TritonPythonModel:
             x = pb_utils.get_input_tensor_by_name(r, "x").as_numpy()
             out.append(pb_utils.InferenceResponse([pb_utils.Tensor("y", x.copy())]))
         return out
-'''
+"""
 
 
 def parse_config(text: str) -> model_config_pb2.ModelConfig:
@@ -243,7 +243,7 @@ def test_write_model_layout_atomic_replace_and_remove(tmp_path: Path):
         f"configs/{ONNXRUNTIME_CONFIG_NAME}.pbtxt",
     ]
     assert "class TritonPythonModel" in (folder / "1" / "model.py").read_text()
-    assert "failurelens" not in "".join(l for l in (folder / "1" / "model.py").read_text().splitlines() if l.startswith(("import", "from")))
+    assert "failurelens" not in "".join(line for line in (folder / "1" / "model.py").read_text().splitlines() if line.startswith(("import", "from")))
     assert parse_config((folder / "config.pbtxt").read_text()).backend == "python"
     assert parse_config((folder / "configs" / "onnxruntime.pbtxt").read_text()).backend == "onnxruntime"
     assert stat.S_IMODE(folder.stat().st_mode) & 0o005 == 0o005  # readable by a server running as another user
@@ -278,7 +278,9 @@ def test_triton_inference_error_carries_grpc_status_code():
     for given in ("DEADLINE_EXCEEDED", "StatusCode.DEADLINE_EXCEEDED", grpc.StatusCode.DEADLINE_EXCEEDED):
         err = TritonInferenceError(given, "too slow")
         assert err.code is grpc.StatusCode.DEADLINE_EXCEEDED and err.code_name == "DEADLINE_EXCEEDED"
-        assert str(err) == "[DEADLINE_EXCEEDED] too slow" and err.message == "too slow"
+        assert str(err) == "Triton call failed: [DEADLINE_EXCEEDED] too slow" and err.message == "too slow"
+        assert err.canonical_code == "DEADLINE_EXCEEDED"
+    assert TritonInferenceError("NOT_FOUND", "x").canonical_code == "INTERNAL"
     assert TritonInferenceError("NOT_A_CODE", "x").code is grpc.StatusCode.UNKNOWN
 
 
@@ -344,7 +346,7 @@ def test_concurrent_requests_are_batched_and_split_back(triton_repo, triton_clie
         barrier.wait()
         try:
             results[i] = (x, k, triton_client.infer("batched", {"x": x, "k": k}, ["y", "k2"]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             results[i] = exc
 
     try:
@@ -445,7 +447,7 @@ def test_retry_on_unavailable_then_stop_leaves_no_process(tmp_path: Path):
         try:
             server.start(timeout=60)
             started["ok"] = True
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             started["ok"] = exc
 
     client = TritonClient(f"127.0.0.1:{port}", default_timeout_s=60, retries=8, backoff_s=0.2, use_shared_memory=True, shm_threshold_bytes=0)
@@ -518,9 +520,8 @@ def test_onnxruntime_config_is_selected_by_model_config_name(tmp_path: Path):
     repo = tmp_path / "repo"
     model = tiny_onnx()
     write_model(repo, spec_from_onnx("tiny", model), model)
-    with TritonServer(repo, model_config_name=ONNXRUNTIME_CONFIG_NAME) as server:
-        with TritonClient(server.grpc_url) as client:
-            client.wait_ready(timeout=30)
-            with pytest.raises(TritonInferenceError) as err:
-                client.load_model("tiny")
+    with TritonServer(repo, model_config_name=ONNXRUNTIME_CONFIG_NAME) as server, TritonClient(server.grpc_url) as client:
+        client.wait_ready(timeout=30)
+        with pytest.raises(TritonInferenceError) as err:
+            client.load_model("tiny")
     assert "backend 'onnxruntime'" in err.value.message

@@ -43,22 +43,21 @@ BIASED = ("train", "val", "test")
 SMALL_SPLITS = {"train": 240, "val": 120, "test": 120, "balanced": 120}
 
 
-def small_config(seed: int = 0, splits: dict[str, int] | None = None):  # noqa: ANN201
+def small_config(seed: int = 0, splits: dict[str, int] | None = None):
     return default_config().with_splits(splits or SMALL_SPLITS).with_seed(seed)
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
-def small_world(tmp_path_factory):  # noqa: ANN001, ANN201
+def small_world(tmp_path_factory):
     return generate_world(small_config(), tmp_path_factory.mktemp("world") / "w", workers=1)
 
 
 # ------------------------------------------------------------------------------ determinism
-def test_same_seed_is_byte_identical_whatever_the_workers(small_world, tmp_path):  # noqa: ANN001
+def test_same_seed_is_byte_identical_whatever_the_workers(small_world, tmp_path):
     calls = []
     again = generate_world(small_config(), tmp_path / "w2", workers=2, progress=lambda d, t: calls.append((d, t)), chunk_size=64)
     a, b = tree_hashes(small_world.out_dir), tree_hashes(again.out_dir)
@@ -70,7 +69,7 @@ def test_same_seed_is_byte_identical_whatever_the_workers(small_world, tmp_path)
     assert not any(chunk in data for chunk in (b"tIME", b"tEXt", b"iTXt", b"zTXt"))
 
 
-def test_different_seed_differs(small_world, tmp_path):  # noqa: ANN001
+def test_different_seed_differs(small_world, tmp_path):
     other = generate_world(small_config(seed=1, splits={"train": 48, "val": 24, "test": 24, "balanced": 24}), tmp_path / "w", workers=1)
     assert not other.df[["background", "color", "x", "y"]].head(48).equals(small_world.df[["background", "color", "x", "y"]].head(48))
     same_seed = generate_world(small_config(seed=0, splits={"train": 48, "val": 24, "test": 24, "balanced": 24}), tmp_path / "w0", workers=1)
@@ -144,8 +143,7 @@ def test_balanced_split_is_uniform_and_independent():
     df = plan_world(cfg)
     bal = df[df["split"] == "balanced"]
     n = len(bal)
-    for col, values in (("label", cfg.classes), ("background", cfg.backgrounds), ("color", cfg.colors),
-                        ("size", tuple(cfg.sizes))):
+    for col, values in (("label", cfg.classes), ("background", cfg.backgrounds), ("color", cfg.colors), ("size", tuple(cfg.sizes))):
         counts = bal[col].value_counts().reindex(values, fill_value=0)
         assert (counts - n / len(values)).abs().max() <= len(cfg.classes), (col, counts.to_dict())
     # class x background and background x colour look independent
@@ -218,12 +216,20 @@ def test_shapes_differ():
         assert 150 < m.sum() < 1100, s
 
 
-def test_captions_follow_the_template(small_world):  # noqa: ANN001
+def test_captions_follow_the_template(small_world):
     assert caption(ImageAttributes("star", "sand", "red", "small")) == "a photo of a small red star on sand"
     assert caption(ImageAttributes("ring", "sky", "white", "large", corruption="blur")) == "a blurry photo of a large white ring in the sky"
     assert caption(ImageAttributes("bolt", "night", "pink", "small", corruption="noise")) == "a noisy photo of a small pink bolt at night"
-    natural = {"grass": "on grass", "water": "in water", "sand": "on sand", "snow": "on snow", "sky": "in the sky",
-               "brick": "on brick", "wood": "on wood", "night": "at night"}
+    natural = {
+        "grass": "on grass",
+        "water": "in water",
+        "sand": "on sand",
+        "snow": "on snow",
+        "sky": "in the sky",
+        "brick": "on brick",
+        "wood": "on wood",
+        "night": "at night",
+    }
     for bg, phrase in natural.items():
         assert caption(ImageAttributes("cross", bg, "blue", "large")) == f"a photo of a large blue cross {phrase}"
     phrase_of = {v: k for k, v in BACKGROUND_PHRASES.items()}
@@ -238,7 +244,7 @@ def test_captions_follow_the_template(small_world):  # noqa: ANN001
 
 
 # --------------------------------------------------------------------------------- manifest
-def test_manifest_loads_validates_and_uploads(small_world, tmp_path):  # noqa: ANN001
+def test_manifest_loads_validates_and_uploads(small_world, tmp_path):
     from failurelens.clients import upload_dataset
     from failurelens.data.manifest import load_class_names, load_manifest, manifest_from_directory, validate_manifest
     from failurelens.store import LocalStore
@@ -264,10 +270,14 @@ def test_manifest_loads_validates_and_uploads(small_world, tmp_path):  # noqa: A
     world = json.loads((root / "world.json").read_text())
     assert world["config"]["seed"] == 0 and len(world["planted_slices"]) == len(default_config().planted_slices)
     assert world["planted_slices"][0]["counts"]["train"]["count"] == int(
-        planted_slice_mask(small_world.split("train"), default_config().planted_slices[0]).sum())
+        planted_slice_mask(small_world.split("train"), default_config().planted_slices[0]).sum()
+    )
     reloaded = load_world(root)
-    assert reloaded.df.equals(pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False).assign(
-        x=lambda d: d["x"].astype(float), y=lambda d: d["y"].astype(float)))
+    assert reloaded.df.equals(
+        pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False).assign(
+            x=lambda d: d["x"].astype(float), y=lambda d: d["y"].astype(float)
+        )
+    )
     assert reloaded.config == small_world.config
 
     ddf, dnames = manifest_from_directory(root)
@@ -292,7 +302,7 @@ def _error(d: dict) -> WorldConfigError:
     return ei.value
 
 
-def test_config_validation_errors(tmp_path):  # noqa: ANN001
+def test_config_validation_errors(tmp_path):
     d = _cfg_dict()
     d["planted_slices"][0]["class"] = "unicorn"
     assert "class 'unicorn' is not one of the classes" in str(_error(d))
@@ -334,23 +344,24 @@ def test_config_validation_errors(tmp_path):  # noqa: ANN001
 
 
 # ------------------------------------------------------------------------------------- cli
-def test_cli_generate_and_register(tmp_path, monkeypatch, capsys):  # noqa: ANN001
-    import failurelens.cli as flcli
-    from failurelens.world.cli import add_world_commands
+def test_cli_generate_and_register(tmp_path, monkeypatch, capsys):
+    from failurelens.cli import context
+    from failurelens.cli.world import add_commands
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--state-dir", default=str(tmp_path / "state"))
     ap.add_argument("--store", default=str(tmp_path / "store"))
     ap.add_argument("--token", default="")
-    add_world_commands(ap.add_subparsers(dest="cmd", required=True))
+    add_commands(ap.add_subparsers(dest="cmd", required=True))
 
     cfg = tmp_path / "tiny.json"
     d = _cfg_dict()
     d["splits"] = {"train": 24, "val": 24, "test": 24, "balanced": 24}
     cfg.write_text(json.dumps(d))
     out = tmp_path / "w"
-    ns = ap.parse_args(["world", "generate", "--config", str(cfg), "--out", str(out), "--workers", "1", "--seed", "5",
-                        "--sheet", str(tmp_path / "sheet.png")])
+    ns = ap.parse_args(
+        ["world", "generate", "--config", str(cfg), "--out", str(out), "--workers", "1", "--seed", "5", "--sheet", str(tmp_path / "sheet.png")]
+    )
     assert ns.fn(ns) == 0
     assert "world: 96 images" in capsys.readouterr().out
     assert json.loads((out / "world.json").read_text())["config"]["seed"] == 5
@@ -362,12 +373,17 @@ def test_cli_generate_and_register(tmp_path, monkeypatch, capsys):  # noqa: ANN0
     class FakeClient:
         store_uri = ""
 
-        def register_dataset(self, on_progress=None, **fields):  # noqa: ANN001, ANN003, ANN201
+        def register_dataset(self, on_progress=None, **fields):
             registered.update(fields)
-            return SimpleNamespace(dataset_id=fields["name"], num_rows=96, class_names=fields["class_names"],
-                                   split_counts={"train": 24}, unreadable_rows=SimpleNamespace(total=0, rows=[]))
+            return SimpleNamespace(
+                dataset_id=fields["name"],
+                num_rows=96,
+                class_names=fields["class_names"],
+                split_counts={"train": 24},
+                unreadable_rows=SimpleNamespace(total=0, rows=[]),
+            )
 
-    monkeypatch.setattr(flcli, "_client", lambda ns: FakeClient())
+    monkeypatch.setattr(context, "client", lambda ns: FakeClient())
     ns = ap.parse_args(["world", "register", str(out), "--name", "tiny-world"])
     assert ns.fn(ns) == 0
     assert registered["name"] == "tiny-world" and registered["class_names"] == d["classes"]
@@ -379,7 +395,7 @@ def test_cli_generate_and_register(tmp_path, monkeypatch, capsys):  # noqa: ANN0
 
 # ------------------------------------------------------------------------- the default world
 @pytest.mark.slow
-def test_default_world_renders_quickly(tmp_path):  # noqa: ANN001
+def test_default_world_renders_quickly(tmp_path):
     cfg = default_config()
     t0 = time.perf_counter()
     world = generate_world(cfg, tmp_path / "default", workers=2)

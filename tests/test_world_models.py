@@ -40,12 +40,15 @@ def test_committed_manifest_describes_every_model():
     classifiers = [e for e in MODELS.values() if e["kind"] == "classifier"]
     assert len(classifiers) >= 3 and len({e["family"] for e in classifiers}) >= 2
     assert MANIFEST["world"]["config"] == default_config().to_dict(), "weights were trained on another world; retrain"
-    for name, e in MODELS.items():
+    for e in MODELS.values():
         for key in ("onnx", "text_onnx"):
             if key in e:
                 sig = inspect_onnx((REPO / e[key]).read_bytes())
-                {"classifier": lambda s: validate_classifier(s, len(e["class_names"])), "feature_extractor": validate_feature_extractor,
-                 "image_text": validate_image_encoder if key == "onnx" else validate_text_encoder}[e["kind"]](sig)
+                {
+                    "classifier": lambda s: validate_classifier(s, len(e["class_names"])),
+                    "feature_extractor": validate_feature_extractor,
+                    "image_text": validate_image_encoder if key == "onnx" else validate_text_encoder,
+                }[e["kind"]](sig)
                 folder = (REPO / e[key]).parents[1]
                 assert (folder / "config.pbtxt").exists() and (folder / "configs" / "onnxruntime.pbtxt").exists()
 
@@ -97,7 +100,7 @@ def test_triton_and_the_embedding_service_return_the_same_numbers(tmp_path):
     """Every committed model registered into the real stack, embedded through Triton, compared
     with onnxruntime in-process on the same images (and texts)."""
     from failurelens.clients import FailureLensClient
-    from failurelens.demo import register_world, register_world_models
+    from failurelens.clients.main_job import register_world, register_world_models
     from failurelens.stack import Stack
     from failurelens.store import open_store
 
@@ -116,11 +119,16 @@ def test_triton_and_the_embedding_service_return_the_same_numbers(tmp_path):
         for name, e in MODELS.items():
             r = client.embed(dataset_id=ds.dataset_id, model_id=name)
             rows = st.get_npy(st.key_from_uri(r.rows.uri))
-            x = np.stack([np.asarray(Image.open(world_dir / u.split("/uploads/datasets/world/images/", 1)[1]).convert("RGB")) for u in manifest.uri[rows]])
+            x = np.stack(
+                [np.asarray(Image.open(world_dir / u.split("/uploads/datasets/world/images/", 1)[1]).convert("RGB")) for u in manifest.uri[rows]]
+            )
             xs = preprocess([Image.fromarray(a) for a in x], preprocessing())
             sess = ort.InferenceSession(str(REPO / e["onnx"]), providers=["CPUExecutionProvider"])
-            fields = {"classifier": {"logits": "logits", "features": "features"}, "feature_extractor": {"features": "features"},
-                      "image_text": {"embeddings": "image_embeddings"}}[e["kind"]]
+            fields = {
+                "classifier": {"logits": "logits", "features": "features"},
+                "feature_extractor": {"features": "features"},
+                "image_text": {"embeddings": "image_embeddings"},
+            }[e["kind"]]
             ref = dict(zip(fields, sess.run(list(fields), {"images": xs})))
             for out, field in fields.items():
                 got = st.get_npy(st.key_from_uri(getattr(r, field).uri))

@@ -41,7 +41,8 @@ import dataclasses
 import io
 import math
 import struct
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -212,19 +213,17 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     except UnidentifiedImageError:
         if magic in ACCEPTED_FORMATS:
             raise ImageDecodeError(
-                f"the file starts like a {magic} but its header is corrupt or cut short ({len(data)} bytes); "
-                f"re-export the image",
+                f"the file starts like a {magic} but its header is corrupt or cut short ({len(data)} bytes); re-export the image",
                 kind="truncated" if len(data) < 64 else "corrupt",
             ) from None
         other = _pillow_format(data)
         if other is not None:
             raise _unsupported(other) from None
         raise ImageDecodeError(
-            f"data is not an image ({len(data)} bytes starting with {bytes(data[:8]).hex()}); "
-            f"upload PNG or JPEG files",
+            f"data is not an image ({len(data)} bytes starting with {bytes(data[:8]).hex()}); upload PNG or JPEG files",
             kind="not_an_image",
         ) from None
-    except Exception as e:  # noqa: BLE001 - malformed headers raise all sorts of things
+    except Exception as e:
         raise ImageDecodeError(f"cannot read the {magic or 'image'} header: {e}; re-export the image", kind="corrupt") from None
 
     fmt = img.format or magic or "image"
@@ -236,23 +235,16 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
 
     # 3. full decode; truncation must raise
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # pragma: no cover - somebody flipped Pillow's global
-        raise RuntimeError(
-            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True in this process; failurelens needs it False "
-            "to detect truncated images"
-        )
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True in this process; failurelens needs it False to detect truncated images")
     try:
         img.load()
     except (OSError, EOFError) as e:
         text = str(e) or type(e).__name__
         if "truncated" in text.lower() or isinstance(e, EOFError):
-            raise ImageDecodeError(
-                f"{fmt} is truncated ({len(data)} bytes; {text}); upload the complete file", kind="truncated"
-            ) from None
+            raise ImageDecodeError(f"{fmt} is truncated ({len(data)} bytes; {text}); upload the complete file", kind="truncated") from None
         raise ImageDecodeError(f"{fmt} data is corrupt ({text}); re-export the image", kind="corrupt") from None
-    except Exception as e:  # noqa: BLE001 - SyntaxError, ValueError, zlib.error, struct.error ...
-        raise ImageDecodeError(
-            f"{fmt} data is corrupt ({type(e).__name__}: {e}); re-export the image", kind="corrupt"
-        ) from None
+    except Exception as e:
+        raise ImageDecodeError(f"{fmt} data is corrupt ({type(e).__name__}: {e}); re-export the image", kind="corrupt") from None
     if fmt == "PNG" and data.find(b"\x00\x00\x00\x00IEND") < 0:
         raise ImageDecodeError(
             f"PNG is truncated: it ends after {len(data)} bytes without its IEND chunk; upload the complete file",
@@ -266,14 +258,13 @@ def _pillow_format(data: bytes) -> str | None:
     try:
         with Image.open(io.BytesIO(data)) as other:
             return other.format or "unknown"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
 def _unsupported(fmt: str) -> ImageDecodeError:
     return ImageDecodeError(
-        f"image format {fmt} is not supported; only PNG and JPEG are accepted; convert it "
-        f"(PNG for lossless) and upload it again",
+        f"image format {fmt} is not supported; only PNG and JPEG are accepted; convert it (PNG for lossless) and upload it again",
         kind="unsupported_format",
     )
 
@@ -315,8 +306,7 @@ def read_image(
     uri = store.uri(key)
     if info.size > max_bytes:
         raise ImageDecodeError(
-            f"image file is {info.size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:g} MiB; "
-            f"re-encode or downscale it",
+            f"image file is {info.size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:g} MiB; re-encode or downscale it",
             kind="too_large",
             uri=uri,
         )
@@ -399,7 +389,7 @@ class Preprocessing:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Preprocessing":
+    def from_dict(cls, d: Mapping[str, Any]) -> Preprocessing:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

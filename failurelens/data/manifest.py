@@ -30,8 +30,9 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,8 +60,25 @@ MANIFEST_VERSION_METADATA_KEY = b"failurelens.manifest_version"
 
 # pandas' default NA spellings; applied to extra columns only (a class may be called "NA" or "None")
 _NA_STRINGS = [
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
 ]
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -101,9 +119,7 @@ class Manifest:
     def split_indices(self, split: str) -> np.ndarray:
         """Row numbers of ``split`` (ValidationError naming the known splits if absent)."""
         if split not in self.split_counts:
-            raise ValidationError(
-                f"the manifest has no split {split!r}; its splits are {sorted(self.split_counts)}"
-            )
+            raise ValidationError(f"the manifest has no split {split!r}; its splits are {sorted(self.split_counts)}")
         return np.flatnonzero((self.df["split"] == split).to_numpy())
 
     def to_parquet_bytes(self) -> bytes:
@@ -121,15 +137,12 @@ class Manifest:
         return buf.getvalue()
 
     @classmethod
-    def from_parquet_bytes(cls, data: bytes, class_names: Sequence[str] | None = None) -> "Manifest":
+    def from_parquet_bytes(cls, data: bytes, class_names: Sequence[str] | None = None) -> Manifest:
         """Load and validate a Parquet manifest; class names come from its metadata unless given."""
         df = load_manifest(data, "parquet")
         names = class_names if class_names is not None else df.attrs.get("class_names")
         if names is None:
-            raise ValidationError(
-                "the Parquet manifest carries no class names; pass the class list "
-                "(classes.txt / class_names.json) with it"
-            )
+            raise ValidationError("the Parquet manifest carries no class names; pass the class list (classes.txt / class_names.json) with it")
         return validate_manifest(df, list(names))
 
     def summary(self) -> dict[str, Any]:
@@ -169,8 +182,7 @@ def load_manifest(data: bytes, fmt: str | None = None) -> pd.DataFrame:
     if fmt == "parquet":
         if sniffed != "parquet":
             raise ValidationError(
-                "the manifest was declared as Parquet but does not start with the Parquet magic 'PAR1'; "
-                "upload a Parquet file or declare it as CSV"
+                "the manifest was declared as Parquet but does not start with the Parquet magic 'PAR1'; upload a Parquet file or declare it as CSV"
             )
         return _load_parquet(bytes(data))
     if sniffed == "parquet":
@@ -205,9 +217,7 @@ def _load_csv(data: bytes) -> pd.DataFrame:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ValidationError(
-            f"the CSV manifest is not valid UTF-8 (byte {e.start}: {data[e.start:e.start + 1]!r}); save it as UTF-8"
-        ) from None
+        raise ValidationError(f"the CSV manifest is not valid UTF-8 (byte {e.start}: {data[e.start : e.start + 1]!r}); save it as UTF-8") from None
     first = text.splitlines()[0] if text.strip() else ""
     if not first.strip():
         raise ValidationError("the CSV manifest has no header line; its first line must be 'uri,label,split[,extra...]'")
@@ -242,8 +252,7 @@ def _load_csv(data: bytes) -> pd.DataFrame:
 
 def _ragged_error(lines: list[int], n: int) -> ValidationError:
     return ValidationError(
-        f"the CSV manifest has rows with more fields than its {n}-column header (CSV line(s) {lines}); "
-        f"quote fields that contain commas"
+        f"the CSV manifest has rows with more fields than its {n}-column header (CSV line(s) {lines}); quote fields that contain commas"
     )
 
 
@@ -547,26 +556,31 @@ def check_images_exist(manifest: Manifest, store: Any, prefix: str = "") -> list
 # --------------------------------------------------------------------------------------------
 # a dataset directory (for the CLI)
 # --------------------------------------------------------------------------------------------
+def parse_class_names(data: bytes, source: str = "class_names_uri") -> list[str]:
+    """A class list from a file's bytes: a JSON list (or ``{"class_names": [...]}``) or one name
+    per line (blank lines ignored). ``source`` names the file (or request field) in errors."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{source}: the class names file is not UTF-8 text; save the class list as UTF-8", field=source) from None
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            obj = json.loads(text)
+        except ValueError as e:
+            raise ValidationError(f"{source}: the class names file is not valid JSON ({e}); it must be a list of class names", field=source) from None
+        if isinstance(obj, dict) and "class_names" in obj:
+            obj = obj["class_names"]
+        if not isinstance(obj, list):
+            raise ValidationError(f'{source} must hold a JSON list of class names (or {{"class_names": [...]}})', field=source)
+        return validate_class_names(obj)
+    return validate_class_names([line.strip() for line in text.splitlines() if line.strip()])
+
+
 def load_class_names(path: str | os.PathLike[str]) -> list[str]:
     """Read ``classes.txt`` (one name per line, blank lines ignored) or ``class_names.json``
     (a list, or ``{"class_names": [...]}``)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError(f"{p} is not UTF-8 text; save the class list as UTF-8") from None
-    if p.suffix.lower() == ".json":
-        try:
-            obj = json.loads(text)
-        except ValueError as e:
-            raise ValidationError(f"{p} is not valid JSON ({e}); it must be a list of class names") from None
-        if isinstance(obj, dict) and "class_names" in obj:
-            obj = obj["class_names"]
-        if not isinstance(obj, list):
-            raise ValidationError(f"{p} must hold a JSON list of class names (or {{\"class_names\": [...]}})")
-        return validate_class_names(obj)
-    names = [line.strip() for line in text.splitlines() if line.strip()]
-    return validate_class_names(names)
+    return parse_class_names(p.read_bytes(), str(p))
 
 
 def manifest_from_directory(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -601,8 +615,7 @@ def manifest_from_directory(directory: str | os.PathLike[str]) -> tuple[pd.DataF
             names = validate_class_names(df.attrs["class_names"])
         else:
             raise ValidationError(
-                f"{root} has {mpath.name} but no class list; add classes.txt (one class name per line, "
-                f"in label-index order) or class_names.json"
+                f"{root} has {mpath.name} but no class list; add classes.txt (one class name per line, in label-index order) or class_names.json"
             )
         if "uri" in df.columns:
             errs = ViolationCollector()
@@ -628,9 +641,7 @@ def manifest_from_directory(directory: str | os.PathLike[str]) -> tuple[pd.DataF
                 continue
             class_set.add(class_dir.name)
             for f in sorted(class_dir.rglob("*")):
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not any(
-                    part.startswith(".") for part in f.relative_to(root).parts
-                ):
+                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in f.relative_to(root).parts):
                     rows.append((f.relative_to(root).as_posix(), class_dir.name, split_dir.name))
     if not rows:
         extra = f" (images directly under a split folder, e.g. {stray[0]!r}, need a class folder)" if stray else ""

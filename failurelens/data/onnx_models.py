@@ -25,7 +25,8 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -206,22 +207,15 @@ def inspect_onnx(model_bytes: bytes) -> OnnxSignature:
         raise _not_valid("the file is empty (0 bytes); upload the .onnx file written by torch.onnx.export")
     try:
         model = onnx.load_model_from_string(bytes(model_bytes))
-    except Exception as e:  # noqa: BLE001 - protobuf DecodeError and friends
+    except Exception as e:
         raise _not_valid(
-            f"the bytes do not parse as an ONNX protobuf ({type(e).__name__}: {e}); upload the .onnx file "
-            f"written by torch.onnx.export"
+            f"the bytes do not parse as an ONNX protobuf ({type(e).__name__}: {e}); upload the .onnx file written by torch.onnx.export"
         ) from None
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise _not_valid("the file holds no graph; upload the .onnx file written by torch.onnx.export")
-    external = [
-        init.name
-        for init in model.graph.initializer
-        if init.data_location == onnx.TensorProto.EXTERNAL or len(init.external_data) > 0
-    ]
+    external = [init.name for init in model.graph.initializer if init.data_location == onnx.TensorProto.EXTERNAL or len(init.external_data) > 0]
     if external:
-        locs = sorted(
-            {e.value for init in model.graph.initializer for e in init.external_data if e.key == "location"}
-        )
+        locs = sorted({e.value for init in model.graph.initializer for e in init.external_data if e.key == "location"})
         raise _not_valid(
             f"{len(external)} weight tensor(s) (e.g. {external[0]!r}) are stored in an external data file "
             f"{locs[:3]}, which was not uploaded; re-export with torch.onnx.export(..., external_data=False) "
@@ -230,7 +224,7 @@ def inspect_onnx(model_bytes: bytes) -> OnnxSignature:
         )
     try:
         onnx.checker.check_model(model)
-    except Exception as e:  # noqa: BLE001 - ValidationError / C++ checker errors
+    except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise _not_valid(f"the ONNX checker rejects it: {first}; re-export the model with torch.onnx.export") from None
 
@@ -288,8 +282,7 @@ def _check_image_input(
     if n != -1:
         errs.add(
             "model.inputs",
-            f"input {t.name!r} has a fixed batch dimension of {n} (shape {t.shape_str()}); "
-            + _DYNAMIC_BATCH_HINT.format(name=t.name),
+            f"input {t.name!r} has a fixed batch dimension of {n} (shape {t.shape_str()}); " + _DYNAMIC_BATCH_HINT.format(name=t.name),
         )
         ok = False
     if c != 3:
@@ -325,9 +318,7 @@ def _check_image_input(
     return (t.name, (h, w), t.dtype) if ok else None
 
 
-def _check_matrix_output(
-    sig: OnnxSignature, name: str, dim_name: str, errs: ViolationCollector, role: str
-) -> int | None:
+def _check_matrix_output(sig: OnnxSignature, name: str, dim_name: str, errs: ViolationCollector, role: str) -> int | None:
     """A float output ``name`` of shape [N, K]; returns K when usable."""
     t = sig.output(name)
     if t is None:
@@ -503,15 +494,13 @@ def validate_feature_extractor(sig: OnnxSignature, *, input_size: Sequence[int] 
                 fmap = (dd, hh, ww)
     errs.raise_if_any("the ONNX model is not a usable feature extractor")
     assert inp is not None and d is not None
-    return FeatureExtractorInfo(
-        input_name=inp[0], input_hw=inp[1], feature_dim=d, feature_map_shape=fmap, input_dtype=inp[2]
-    )
+    return FeatureExtractorInfo(input_name=inp[0], input_hw=inp[1], feature_dim=d, feature_map_shape=fmap, input_dtype=inp[2])
 
 
 # --------------------------------------------------------------------------------------------
 # running
 # --------------------------------------------------------------------------------------------
-_SESSIONS: "OrderedDict[str, Any]" = OrderedDict()
+_SESSIONS: OrderedDict[str, Any] = OrderedDict()
 _SESSIONS_LOCK = threading.Lock()
 _MAX_SESSIONS = 4
 
@@ -537,9 +526,7 @@ def _session(model_bytes: bytes) -> Any:
     return sess
 
 
-def run_onnx_inprocess(
-    model_bytes: bytes, inputs: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None
-) -> dict[str, np.ndarray]:
+def run_onnx_inprocess(model_bytes: bytes, inputs: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Run the model once in onnxruntime on the CPU (for parity checks); returns ``{output: array}``.
 
     Sessions are cached (the last few models, keyed by content hash).
@@ -580,10 +567,7 @@ def smoke_run(
         elif t.shape is None:
             raise ValidationError(f"input {t.name!r} has no declared shape; pass input_shapes to smoke_run")
         else:
-            shape = tuple(
-                (batch_size if i == 0 else _default_dim(len(t.shape), i, t.dtype)) if d == -1 else d
-                for i, d in enumerate(t.shape)
-            )
+            shape = tuple((batch_size if i == 0 else _default_dim(len(t.shape), i, t.dtype)) if d == -1 else d for i, d in enumerate(t.shape))
         if t.shape and t.shape[0] == -1:
             batch_dynamic = True
         try:
@@ -594,7 +578,7 @@ def smoke_run(
     described = ", ".join(f"{k} {list(v.shape)} {v.dtype}" for k, v in feeds.items())
     try:
         outs = run_onnx_inprocess(model_bytes, feeds)
-    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+    except Exception as e:
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValidationError(
             f"the model fails in onnxruntime on a zero batch ({described}): {text}; the graph probably hard-codes "

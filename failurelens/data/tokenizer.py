@@ -10,7 +10,7 @@ text towers rely on: they pool at the arg-max token id, ``<end>``).
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -31,9 +31,7 @@ class ClipTokenizer:
 
     def __init__(self, context_length: int = DEFAULT_CONTEXT_LENGTH) -> None:
         if not isinstance(context_length, int) or isinstance(context_length, bool) or context_length < 2:
-            raise ValidationError(
-                f"context_length {context_length!r} must be an integer >= 2 (room for the start and end tokens)"
-            )
+            raise ValidationError(f"context_length {context_length!r} must be an integer >= 2 (room for the start and end tokens)")
         from open_clip.tokenizer import SimpleTokenizer, default_bpe
 
         self.context_length = context_length

@@ -28,7 +28,8 @@ exactly this code where the model is served.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -160,6 +161,7 @@ def feature_attack(
     was_training = model.training
     model.eval()
     try:
+
         def act(x: torch.Tensor) -> torch.Tensor:
             return feature_activation(model, x, feature, mean, std, output=output)
 

@@ -19,14 +19,20 @@ import collections
 import dataclasses
 import json
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
+from failurelens.discovery import params as P
+from failurelens.errors import Internal, InvalidArgument
 
 from .captions import normalise
 
 __all__ = [
     "Assignment",
+    "BackgroundAssigner",
+    "BackgroundProposer",
     "DEFAULT_PROMPT_TEMPLATE",
     "LlmError",
     "LlmSettings",
@@ -46,9 +52,10 @@ DEFAULT_PROMPT_TEMPLATE = "a photo of a {class} {background}"
 _DUMMY_API_KEY = "not-needed"
 
 
-class LlmError(RuntimeError):
+class LlmError(Internal):
     """The LLM could not give a usable list of backgrounds (HTTP error, timeout, unreachable
-    server, unparsable reply). ``url`` is the endpoint, ``status`` the HTTP status if any."""
+    server, unparsable reply). ``url`` is the endpoint, ``status`` the HTTP status if any.
+    INTERNAL: the caller cannot fix the endpoint; the message says what failed."""
 
     def __init__(self, message: str, *, url: str = "", status: int | None = None, class_name: str | None = None) -> None:
         super().__init__(message)
@@ -70,6 +77,16 @@ class LlmSettings:
     temperature: float = 0.2
     timeout_seconds: float = 60.0
     max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        P.need(
+            P.is_real(self.temperature) and 0.0 <= self.temperature <= 2.0, "temperature", f"temperature={self.temperature!r}: use a number in [0, 2]"
+        )
+        P.need(
+            P.is_real(self.timeout_seconds) and self.timeout_seconds > 0,
+            "timeout_seconds",
+            f"timeout_seconds={self.timeout_seconds!r}: use a positive number of seconds",
+        )
 
 
 # ------------------------------------------------------------------------------ cleaning
@@ -117,7 +134,7 @@ def parse_background_list(content: str) -> list[str]:
             start, end = t.find("["), t.rfind("]")
             if 0 <= start < end:
                 try:
-                    found = _json_list(json.loads(t[start:end + 1]))
+                    found = _json_list(json.loads(t[start : end + 1]))
                 except ValueError:
                     found = None
         if found is not None:
@@ -135,12 +152,15 @@ def llm_messages(class_name: str, per_class: int) -> list[dict[str, str]]:
     """The chat messages asking for the uncommon backgrounds of one class (the paper's question,
     plus the answer format)."""
     return [
-        {"role": "system",
-         "content": "You are a helpful assistant that answers with a JSON array of short strings and nothing else."},
-        {"role": "user",
-         "content": (f"What are the uncommon backgrounds that a {class_name} can appear in? "
-                     f"Answer with a JSON array of at most {per_class} short background phrases that "
-                     f'complete "a photo of a {class_name} ...", such as "in water" or "on snow".')},
+        {"role": "system", "content": "You are a helpful assistant that answers with a JSON array of short strings and nothing else."},
+        {
+            "role": "user",
+            "content": (
+                f"What are the uncommon backgrounds that a {class_name} can appear in? "
+                f"Answer with a JSON array of at most {per_class} short background phrases that "
+                f'complete "a photo of a {class_name} ...", such as "in water" or "on snow".'
+            ),
+        },
     ]
 
 
@@ -166,8 +186,12 @@ def propose_with_llm(class_names: Sequence[str], per_class: int, settings: LlmSe
     if settings.timeout_seconds <= 0:
         raise ValueError(f"LlmSettings.timeout_seconds must be positive, got {settings.timeout_seconds}")
     url = _endpoint(settings.base_url)
-    client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key or _DUMMY_API_KEY,
-                           timeout=float(settings.timeout_seconds), max_retries=int(settings.max_retries))
+    client = openai.OpenAI(
+        base_url=settings.base_url,
+        api_key=settings.api_key or _DUMMY_API_KEY,
+        timeout=float(settings.timeout_seconds),
+        max_retries=int(settings.max_retries),
+    )
     out: dict[str, list[str]] = {}
     try:
         for cls in class_names:
@@ -186,8 +210,7 @@ def _ask(client: Any, cls: str, per_class: int, settings: LlmSettings, url: str)
 
     where = f"asking {url} (model {settings.model!r}) for the uncommon backgrounds of {cls!r}"
     try:
-        resp = client.chat.completions.create(model=settings.model, messages=llm_messages(cls, per_class),
-                                              temperature=float(settings.temperature))
+        resp = client.chat.completions.create(model=settings.model, messages=llm_messages(cls, per_class), temperature=float(settings.temperature))
     except openai.APITimeoutError:
         raise LlmError(f"{where}: no reply within {settings.timeout_seconds:g} s", url=url, class_name=cls) from None
     except openai.APIConnectionError as e:
@@ -196,17 +219,17 @@ def _ask(client: Any, cls: str, per_class: int, settings: LlmSettings, url: str)
         body = ""
         try:
             body = e.response.text[:300]
-        except Exception:  # noqa: BLE001 - the body is only for the message
+        except Exception:
             pass
-        raise LlmError(f"{where}: HTTP {e.status_code}: {body or e.message}", url=url, status=e.status_code,
-                       class_name=cls) from None
+        raise LlmError(f"{where}: HTTP {e.status_code}: {body or e.message}", url=url, status=e.status_code, class_name=cls) from None
     except openai.OpenAIError as e:
         raise LlmError(f"{where}: {type(e).__name__}: {e}", url=url, class_name=cls) from None
     try:
         content = resp.choices[0].message.content
     except (AttributeError, IndexError, TypeError):
-        raise LlmError(f"{where}: the reply is not a chat completion (no choices[0].message.content): {str(resp)[:300]}",
-                       url=url, class_name=cls) from None
+        raise LlmError(
+            f"{where}: the reply is not a chat completion (no choices[0].message.content): {str(resp)[:300]}", url=url, class_name=cls
+        ) from None
     try:
         items = clean_backgrounds(parse_background_list(content or ""), per_class)
     except ValueError as e:
@@ -217,28 +240,27 @@ def _ask(client: Any, cls: str, per_class: int, settings: LlmSettings, url: str)
 
 
 # ------------------------------------------------------------------------------ offline
-def propose_from_vocabulary(class_names: Sequence[str], vocabulary: Mapping[str, Any],
-                            per_class: int | None) -> dict[str, list[str]]:
+def propose_from_vocabulary(class_names: Sequence[str], vocabulary: Mapping[str, Any], per_class: int | None) -> dict[str, list[str]]:
     """The offline stand-in for :func:`propose_with_llm`: backgrounds from a vocabulary JSON
     object ``{"backgrounds": {class: [phrase, ...]}, "default": [phrase, ...]}`` (other keys are
     ignored, so a world's ``vocabulary.json`` from :func:`failurelens.world.vocabulary.world_vocabulary`
     works as it is). A class without an entry gets ``"default"``; cleaned like LLM replies and
     capped at ``per_class`` (``None``: all)."""
     if not isinstance(vocabulary, Mapping):
-        raise ValueError(f"vocabulary must be a JSON object, got {type(vocabulary).__name__}")
+        raise InvalidArgument(f"vocabulary must be a JSON object, got {type(vocabulary).__name__}", field="vocabulary")
     if per_class is not None and (not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1):
-        raise ValueError(f"per_class must be a positive integer or None, got {per_class!r}")
+        raise InvalidArgument(f"per_class must be a positive integer or None, got {per_class!r}", field="per_class")
     per = vocabulary.get("backgrounds", {}) or {}
     default = vocabulary.get("default")
     if not isinstance(per, Mapping):
-        raise ValueError('vocabulary["backgrounds"] must be an object class -> list of backgrounds')
+        raise InvalidArgument('vocabulary["backgrounds"] must be an object class -> list of backgrounds', field="vocabulary")
     out: dict[str, list[str]] = {}
     for cls in class_names:
         items = per.get(cls, default)
         if items is None:
-            raise ValueError(f'the vocabulary has no backgrounds for class {cls!r} and no "default" list')
+            raise InvalidArgument(f'the vocabulary has no backgrounds for class {cls!r} and no "default" list', field="vocabulary")
         if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-            raise ValueError(f"the vocabulary's backgrounds of {cls!r} must be a list of strings, got {items!r}")
+            raise InvalidArgument(f"the vocabulary's backgrounds of {cls!r} must be a list of strings, got {items!r}", field="vocabulary")
         out[cls] = clean_backgrounds(items, per_class)
     return out
 
@@ -269,8 +291,7 @@ def keep_indices(names: Sequence[str], text_embeddings: np.ndarray, threshold: f
     return kept
 
 
-def remove_near_duplicates(names: Sequence[str], text_embeddings: np.ndarray,
-                           threshold: float = 0.9) -> tuple[list[str], int]:
+def remove_near_duplicates(names: Sequence[str], text_embeddings: np.ndarray, threshold: float = 0.9) -> tuple[list[str], int]:
     """Greedy, in order: a name is dropped when its normalised text embedding has cosine >
     ``threshold`` with a name already kept (or it repeats a kept name). Returns ``(kept names,
     number removed)``."""
@@ -294,13 +315,16 @@ def background_prompts(class_name: str, backgrounds: Sequence[str], template: st
     """``["a photo of a star in water", ...]``: the zero-shot prompts to embed for one class."""
     if "{background}" not in template:
         raise ValueError(f"template {template!r} has no {{background}} placeholder")
-    return [re.sub(r"\s+", " ", template.replace("{class}", class_name).replace("{background}", b)).strip()
-            for b in backgrounds]
+    return [re.sub(r"\s+", " ", template.replace("{class}", class_name).replace("{background}", b)).strip() for b in backgrounds]
 
 
-def assign_backgrounds(image_emb: np.ndarray, class_of_row: np.ndarray, rows: np.ndarray,
-                       backgrounds_per_class: Mapping[int, Sequence[str]],
-                       text_emb_per_class: Mapping[int, np.ndarray]) -> list[Assignment]:
+def assign_backgrounds(
+    image_emb: np.ndarray,
+    class_of_row: np.ndarray,
+    rows: np.ndarray,
+    backgrounds_per_class: Mapping[int, Sequence[str]],
+    text_emb_per_class: Mapping[int, np.ndarray],
+) -> list[Assignment]:
     """CLIP zero-shot background of each image: the argmax over its class's background prompts
     (embedded by the caller from :func:`background_prompts`) of the cosine with its image
     embedding. ``class_of_row[i]`` is image i's class index (its label: the paper assigns
@@ -337,8 +361,7 @@ def assign_backgrounds(image_emb: np.ndarray, class_of_row: np.ndarray, rows: np
         sims = xn[idx] @ normalise(t).T
         best = np.argmax(sims, axis=1)
         for j, (i, b) in enumerate(zip(idx, best)):
-            found.append((int(i), Assignment(row=int(rid[i]), class_index=c, background=names[int(b)],
-                                             score=float(sims[j, b]))))
+            found.append((int(i), Assignment(row=int(rid[i]), class_index=c, background=names[int(b)], score=float(sims[j, b]))))
     found.sort(key=lambda p: p[0])  # input order
     return [a for _, a in found]
 
@@ -356,3 +379,69 @@ def top_backgrounds(assignments: Sequence[Assignment], top_k: int | None) -> dic
         ranked = sorted(counts[c].items(), key=lambda kv: (-kv[1], kv[0]))
         out[c] = ranked if top_k is None else ranked[:top_k]
     return out
+
+
+# ---------------------------------------------------------------------------- estimators
+class BackgroundProposer(P.Estimator):
+    """Uncommon backgrounds per class (the mitigation paper's LLM step): ``per_class`` proposals
+    of an LLM (:meth:`propose` with :class:`LlmSettings`) or of a vocabulary file, near-duplicates
+    (text-embedding cosine above ``dedup_threshold``) merged by :meth:`deduplicate`."""
+
+    def __init__(self, per_class: int = 5, dedup_threshold: float = 0.9) -> None:
+        self.per_class = per_class
+        self.dedup_threshold = dedup_threshold
+
+    def _checked_params(self) -> dict[str, Any]:
+        P.need(P.is_int(self.per_class) and 1 <= self.per_class <= 100, "per_class", f"per_class={self.per_class!r}: use an integer from 1 to 100")
+        P.need(
+            P.is_real(self.dedup_threshold) and -1.0 <= self.dedup_threshold <= 1.0,
+            "dedup_threshold",
+            f"dedup_threshold={self.dedup_threshold!r}: use a cosine similarity in [-1, 1]",
+        )
+        return {"per_class": int(self.per_class), "dedup_threshold": float(self.dedup_threshold)}
+
+    def propose(
+        self, class_names: Sequence[str], *, llm: LlmSettings | None = None, vocabulary: Mapping[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """Backgrounds per class from the LLM when given, else from ``vocabulary``."""
+        p = self.validate_params()
+        if llm is not None:
+            return propose_with_llm(class_names, p["per_class"], llm)
+        return propose_from_vocabulary(class_names, vocabulary or {}, p["per_class"])
+
+    def deduplicate(self, names: Sequence[str], text_embeddings: np.ndarray) -> tuple[list[str], int]:
+        return remove_near_duplicates(names, text_embeddings, self.validate_params()["dedup_threshold"])
+
+
+class BackgroundAssigner(P.Estimator):
+    """The background of every failure image by CLIP zero-shot (prompts from ``template``, with
+    ``{class}`` and ``{background}``) and the ``top_k`` most frequent backgrounds per class."""
+
+    def __init__(self, top_k: int = 5, template: str = DEFAULT_PROMPT_TEMPLATE) -> None:
+        self.top_k = top_k
+        self.template = template
+
+    def _checked_params(self) -> dict[str, Any]:
+        P.need(P.is_int(self.top_k) and self.top_k >= 1, "top_k", f"top_k={self.top_k!r}: use an integer >= 1")
+        P.need(
+            isinstance(self.template, str) and "{class}" in self.template and "{background}" in self.template,
+            "template",
+            f"template={self.template!r}: the template must contain {{class}} and {{background}}",
+        )
+        return {"top_k": int(self.top_k), "template": self.template}
+
+    def prompts(self, class_name: str, backgrounds: Sequence[str]) -> list[str]:
+        return background_prompts(class_name, backgrounds, self.validate_params()["template"])
+
+    def assign(
+        self,
+        image_emb: np.ndarray,
+        class_of_row: np.ndarray,
+        rows: np.ndarray,
+        backgrounds_per_class: Mapping[int, Sequence[str]],
+        text_emb_per_class: Mapping[int, np.ndarray],
+    ) -> tuple[list[Assignment], dict[int, list[tuple[str, int]]]]:
+        """(every assignment, the top backgrounds per class)."""
+        p = self.validate_params()
+        assigned = assign_backgrounds(image_emb, class_of_row, rows, backgrounds_per_class, text_emb_per_class)
+        return assigned, top_backgrounds(assigned, p["top_k"])

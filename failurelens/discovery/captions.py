@@ -31,12 +31,20 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from failurelens.discovery import params as P
+from failurelens.errors import InvalidArgument
+
 __all__ = [
     "DEFAULT_TEMPLATES",
+    "DIRECTION_METHODS",
+    "CaptionValidator",
+    "DirectionCaptioner",
+    "RuleCaptioner",
     "GENERIC_TEMPLATE",
     "SLICE_SCORES",
     "Candidate",
@@ -124,7 +132,7 @@ _A_VOWEL = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
 
 
 def _articles(text: str) -> str:
-    """"a arrow" -> "an arrow" in the shown caption (the prompts keep the template's words)."""
+    """ "a arrow" -> "an arrow" in the shown caption (the prompts keep the template's words)."""
     return _A_VOWEL.sub(lambda m: m.group(1) + "n ", text)
 
 
@@ -145,8 +153,11 @@ def expand_template(template: str, fixed: Mapping[str, str], context: Mapping[st
     for n in names:
         vals = None if context is None else context.get(n)
         if isinstance(vals, (str, bytes)) or not vals:
-            raise ValueError(f"template {template!r} uses {{{n}}} but the vocabulary has no values for {n!r}"
-                             f" (placeholders: {{class}}, {{value}} and the vocabulary's attributes)")
+            raise InvalidArgument(
+                f"template {template!r} uses {{{n}}} but the vocabulary has no values for {n!r}"
+                f" (placeholders: {{class}}, {{value}} and the vocabulary's attributes)",
+                field="vocabulary",
+            )
         pools.append([_clean_text(v) for v in vals if isinstance(v, str) and v.strip()])
     out: list[str] = []
     for combo in itertools.product(*pools):
@@ -157,9 +168,12 @@ def expand_template(template: str, fixed: Mapping[str, str], context: Mapping[st
     return out
 
 
-def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
-                     templates: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
-                     ensemble: bool = True) -> list[Candidate]:
+def build_candidates(
+    class_name: str,
+    vocabulary: Mapping[str, Sequence[str]],
+    templates: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
+    ensemble: bool = True,
+) -> list[Candidate]:
     """Candidate captions of ``class_name``, one per value of each attribute of ``vocabulary``
     (``{attribute: [value phrase, ...]}``).
 
@@ -179,9 +193,9 @@ def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
     produced twice is kept once (its first (attribute, value)).
     """
     if not isinstance(class_name, str) or not class_name.strip():
-        raise ValueError(f"class_name must be a non-empty string, got {class_name!r}")
+        raise InvalidArgument(f"class_name must be a non-empty string, got {class_name!r}", field="vocabulary")
     if not isinstance(vocabulary, Mapping):
-        raise ValueError(f"vocabulary must be a mapping attribute -> list of values, got {type(vocabulary).__name__}")
+        raise InvalidArgument(f"vocabulary must be a mapping attribute -> list of values, got {type(vocabulary).__name__}", field="vocabulary")
     class_name = _clean_text(class_name)
     flat: list[str] | None = None
     tmap: Mapping[str, Sequence[str]] = DEFAULT_TEMPLATES
@@ -189,19 +203,21 @@ def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
         if isinstance(templates, Mapping):
             tmap = templates
         elif isinstance(templates, (str, bytes)):
-            raise ValueError("templates must be a list of templates or a dict attribute -> list of templates, not one string")
+            raise InvalidArgument(
+                "templates must be a list of templates or a dict attribute -> list of templates, not one string", field="vocabulary"
+            )
         else:
             flat = list(templates)
             if not flat:
-                raise ValueError("templates is an empty list: no caption can be built")
+                raise InvalidArgument("templates is an empty list: no caption can be built", field="vocabulary")
 
     out: list[Candidate] = []
     seen: set[str] = set()
     for attribute, values in vocabulary.items():
         if not isinstance(attribute, str):
-            raise ValueError(f"vocabulary attribute names must be strings, got {attribute!r}")
+            raise InvalidArgument(f"vocabulary attribute names must be strings, got {attribute!r}", field="vocabulary")
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise ValueError(f"vocabulary[{attribute!r}] must be a list of value phrases, got {values!r}")
+            raise InvalidArgument(f"vocabulary[{attribute!r}] must be a list of value phrases, got {values!r}", field="vocabulary")
         if attribute == "":
             tpls = []  # a free text is its own template
         elif flat is not None:
@@ -210,10 +226,10 @@ def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
             tpls = list(tmap.get(attribute) or DEFAULT_TEMPLATES.get(attribute) or [GENERIC_TEMPLATE])
         for t in tpls:
             if not isinstance(t, str) or "{value}" not in t:
-                raise ValueError(f"template {t!r} for attribute {attribute!r} has no {{value}} placeholder")
+                raise InvalidArgument(f"template {t!r} for attribute {attribute!r} has no {{value}} placeholder", field="vocabulary")
         for value in values:
             if not isinstance(value, str):
-                raise ValueError(f"vocabulary[{attribute!r}] holds {value!r}, not a string")
+                raise InvalidArgument(f"vocabulary[{attribute!r}] holds {value!r}, not a string", field="vocabulary")
             v = _clean_text(value)
             if not v:
                 continue
@@ -235,8 +251,11 @@ def build_candidates(class_name: str, vocabulary: Mapping[str, Sequence[str]],
                         seen.add(text)
                         out.append(Candidate(text=text, attribute=attribute, value=v))
     if not out:
-        raise ValueError(f"the vocabulary gives no candidate caption for class {class_name!r} "
-                         f"(it is empty or all its value lists are empty): {dict(vocabulary)!r}")
+        raise InvalidArgument(
+            f"the vocabulary gives no candidate caption for class {class_name!r} "
+            f"(it is empty or all its value lists are empty): {dict(vocabulary)!r}",
+            field="vocabulary",
+        )
     return out
 
 
@@ -327,8 +346,7 @@ def _check_texts(text_embeddings: np.ndarray, candidates: Sequence[Candidate], d
 
 
 # ----------------------------------------------------------------------------------- ranking
-def rank_captions(scores: np.ndarray, candidates: Sequence[Candidate],
-                  top_k: int) -> tuple[list[ScoredCaption], list[ScoredCaption]]:
+def rank_captions(scores: np.ndarray, candidates: Sequence[Candidate], top_k: int) -> tuple[list[ScoredCaption], list[ScoredCaption]]:
     """``(positive, negative)``: the ``top_k`` candidates with the highest scores (highest first)
     and the ``top_k`` with the lowest (lowest first). Ties keep candidate order."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -350,8 +368,9 @@ def rank_captions(scores: np.ndarray, candidates: Sequence[Candidate],
     return [mk(i) for i in pos], [mk(i) for i in neg]
 
 
-def caption_direction(direction: np.ndarray, text_embeddings: np.ndarray, candidates: Sequence[Candidate],
-                      top_k: int = 5, intercept: float = 0.0) -> tuple[list[ScoredCaption], list[ScoredCaption]]:
+def caption_direction(
+    direction: np.ndarray, text_embeddings: np.ndarray, candidates: Sequence[Candidate], top_k: int = 5, intercept: float = 0.0
+) -> tuple[list[ScoredCaption], list[ScoredCaption]]:
     """Caption a failure direction: score = ``direction · normalise(text) + intercept`` (the SVM's
     decision value of each caption's normalised text embedding). ``direction`` is the SVM normal
     in the space the SVM was fitted in (normalised CLIP image embeddings). Returns
@@ -373,8 +392,13 @@ def _auc_per_column(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     return u / (n1 * n0)
 
 
-def slice_caption_scores(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_embeddings: np.ndarray,
-                         score: str = "mean_diff", groups: Sequence[str] | None = None) -> np.ndarray:
+def slice_caption_scores(
+    slice_image_emb: np.ndarray,
+    rest_image_emb: np.ndarray,
+    text_embeddings: np.ndarray,
+    score: str = "mean_diff",
+    groups: Sequence[str] | None = None,
+) -> np.ndarray:
     """One score per caption of how well its text embedding separates the slice's images from
     the rest (see :func:`caption_slice`); ``groups`` (one label per caption, e.g. its attribute)
     is needed by ``score="zero_shot"``."""
@@ -397,8 +421,7 @@ def slice_caption_scores(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray
     if score == "auc":
         return _auc_per_column(normalise(a) @ tn.T, normalise(b) @ tn.T)
     if groups is None or len(groups) != t.shape[0]:
-        raise ValueError(f"score 'zero_shot' needs one group label per caption ({t.shape[0]}), got "
-                         f"{'none' if groups is None else len(groups)}")
+        raise ValueError(f"score 'zero_shot' needs one group label per caption ({t.shape[0]}), got {'none' if groups is None else len(groups)}")
     sa, sb = normalise(a) @ tn.T, normalise(b) @ tn.T
     labels = np.asarray([str(g) for g in groups])
     out = np.empty(t.shape[0])
@@ -411,8 +434,14 @@ def slice_caption_scores(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray
     return out + _ZERO_SHOT_TIE_BREAK * mean_diff
 
 
-def caption_slice(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_embeddings: np.ndarray,
-                  candidates: Sequence[Candidate], top_k: int = 5, score: str = "zero_shot") -> list[ScoredCaption]:
+def caption_slice(
+    slice_image_emb: np.ndarray,
+    rest_image_emb: np.ndarray,
+    text_embeddings: np.ndarray,
+    candidates: Sequence[Candidate],
+    top_k: int = 5,
+    score: str = "zero_shot",
+) -> list[ScoredCaption]:
     """Captions that best tell a slice's images from the rest of their class, best first.
 
     ``score="zero_shot"`` (default): every image is classified zero-shot among the candidates of
@@ -445,8 +474,15 @@ def caption_slice(slice_image_emb: np.ndarray, rest_image_emb: np.ndarray, text_
 
 
 # -------------------------------------------------------------------------------- validation
-def check_captions(ranked: Sequence[ScoredCaption], candidates: Sequence[Candidate], text_embeddings: np.ndarray,
-                   group_image_emb: np.ndarray, correct: np.ndarray, in_slice: np.ndarray, k: int = 25) -> list[ScoredCaption]:
+def check_captions(
+    ranked: Sequence[ScoredCaption],
+    candidates: Sequence[Candidate],
+    text_embeddings: np.ndarray,
+    group_image_emb: np.ndarray,
+    correct: np.ndarray,
+    in_slice: np.ndarray,
+    k: int = 25,
+) -> list[ScoredCaption]:
     """The paper's caption validation applied to each ranked caption of a slice: the model's
     accuracy on the images of the slice's group (the class; ``in_slice`` marks the slice in it)
     nearest the caption's text embedding, as many as ``k`` and at most as many as the slice has.
@@ -477,7 +513,7 @@ def check_captions(ranked: Sequence[ScoredCaption], candidates: Sequence[Candida
         raise ValueError(f"in_slice must be a boolean mask with one entry per group image ({x.shape[0]}), got {members.dtype} {members.shape}")
     if not members.any():
         raise ValueError("the slice has no images")
-    row_of = {}
+    row_of: dict[str, int] = {}
     for i, cand in enumerate(candidates):
         row_of.setdefault(cand.text, i)
     missing = [r.text for r in ranked if r.text not in row_of]
@@ -502,8 +538,14 @@ def _nearest(sims: np.ndarray, k: int) -> np.ndarray:
     return np.lexsort((idx, -sims))[:k]
 
 
-def validate_caption(image_emb: np.ndarray, correct: np.ndarray, hard_text_emb: np.ndarray, easy_text_emb: np.ndarray,
-                     k: int = 50, rows: Sequence[int] | np.ndarray | None = None) -> CaptionValidation:
+def validate_caption(
+    image_emb: np.ndarray,
+    correct: np.ndarray,
+    hard_text_emb: np.ndarray,
+    easy_text_emb: np.ndarray,
+    k: int = 50,
+    rows: Sequence[int] | np.ndarray | None = None,
+) -> CaptionValidation:
     """The paper's proxy test of a (hard, easy) caption pair on the images of one class: the
     model's accuracy (mean of ``correct``) on the ``k`` images whose normalised embeddings are
     nearest (cosine) the hard caption's text embedding, and on the ``k`` nearest the easy
@@ -531,8 +573,13 @@ def validate_caption(image_emb: np.ndarray, correct: np.ndarray, hard_text_emb: 
     kk = min(int(k), n)
     h = _nearest(xn @ normalise(hard), kk)
     z = _nearest(xn @ normalise(easy), kk)
-    return CaptionValidation(hard_accuracy=float(c[h].mean()), easy_accuracy=float(c[z].mean()), k=kk,
-                             hard_rows=[int(r) for r in ids[h]], easy_rows=[int(r) for r in ids[z]])
+    return CaptionValidation(
+        hard_accuracy=float(c[h].mean()),
+        easy_accuracy=float(c[z].mean()),
+        k=kk,
+        hard_rows=[int(r) for r in ids[h]],
+        easy_rows=[int(r) for r in ids[z]],
+    )
 
 
 # ---------------------------------------------------------------------------------- matching
@@ -543,8 +590,7 @@ def _has_phrase(text: str, phrase: str) -> bool:
     return re.search(r"(?<![a-z0-9])" + re.escape(p) + r"(?![a-z0-9])", text.lower()) is not None
 
 
-def caption_names_attribute(caption: ScoredCaption | Candidate, attribute: str, value: str,
-                            value_names: Mapping[str, str] | None = None) -> bool:
+def caption_names_attribute(caption: ScoredCaption | Candidate, attribute: str, value: str, value_names: Mapping[str, str] | None = None) -> bool:
     """Whether ``caption`` names ``attribute`` = ``value`` (for benchmarks: does the top caption
     of a planted slice name its attribute?).
 
@@ -568,3 +614,127 @@ def caption_names_attribute(caption: ScoredCaption | Candidate, attribute: str, 
     if _has_phrase(caption.text, val):
         return True
     return any(v == val and _has_phrase(caption.text, phrase) for phrase, v in names.items())
+
+
+# --------------------------------------------------------------------------------- estimators
+#: how :class:`DirectionCaptioner` names a direction
+DIRECTION_METHODS = ("aligned_images", "text_score")
+
+
+class DirectionCaptioner(P.Estimator):
+    """Captions of a failure direction's hard (positive) and easy (negative) side.
+
+    ``method="aligned_images"`` (beyond the paper): the captions that best tell the class's
+    ``aligned_images`` most aligned images from the rest (:func:`caption_slice`), and for the
+    easy side the least aligned ones; on the benchmark world it names every matched planted
+    slice. ``method="text_score"`` (the paper's): the SVM's decision value on each caption's
+    normalised text embedding (:func:`caption_direction`). The best ``validation_pool`` positive
+    captions are then validated (:func:`check_captions` with ``nearest_images``) against the
+    most aligned images as the slice, validated ones first, and ``top_k`` are kept per side.
+    """
+
+    def __init__(
+        self, top_k: int = 5, method: str = "aligned_images", aligned_images: int = 25, nearest_images: int = 25, validation_pool: int = 10
+    ) -> None:
+        self.top_k = top_k
+        self.method = method
+        self.aligned_images = aligned_images
+        self.nearest_images = nearest_images
+        self.validation_pool = validation_pool
+
+    def _checked_params(self) -> dict[str, Any]:
+        P.need(self.method in DIRECTION_METHODS, "method", f"method={self.method!r}: use one of {DIRECTION_METHODS}")
+        return {
+            "top_k": P.positive_int(self.top_k, "top_k"),
+            "method": self.method,
+            "aligned_images": P.positive_int(self.aligned_images, "aligned_images"),
+            "nearest_images": P.positive_int(self.nearest_images, "nearest_images"),
+            "validation_pool": P.positive_int(self.validation_pool, "validation_pool"),
+        }
+
+    def caption(
+        self,
+        candidates: Sequence[Candidate],
+        text_embeddings: np.ndarray,
+        group_image_emb: np.ndarray,
+        correct: np.ndarray,
+        decision_values: np.ndarray,
+        direction: np.ndarray | None = None,
+        intercept: float = 0.0,
+    ) -> tuple[list[ScoredCaption], list[ScoredCaption]]:
+        """``(positive, negative)`` captions of one class's direction: ``group_image_emb`` the
+        class's image embeddings, ``correct`` whether the model was right on each,
+        ``decision_values`` the direction's value on each (``direction``/``intercept`` needed for
+        ``text_score``)."""
+        p = self.validate_params()
+        top_k = int(p["top_k"])
+        dv = np.asarray(decision_values, dtype=np.float64).reshape(-1)
+        x = np.asarray(group_image_emb)
+        if dv.shape[0] != x.shape[0] or len(np.asarray(correct)) != x.shape[0]:
+            raise ValueError(f"{dv.shape[0]} decision values and {len(np.asarray(correct))} outcomes for {x.shape[0]} images: they must align")
+        order = np.argsort(-dv, kind="stable")
+        k = min(int(p["aligned_images"]), len(order) - 1)
+        in_slice = np.zeros(len(order), dtype=bool)
+        in_slice[order[:k]] = True
+        pool = max(top_k, int(p["validation_pool"]))
+        if p["method"] == "aligned_images":
+            top, rest = x[order[:k]], x[order[k:]]
+            ranked = caption_slice(top, rest, text_embeddings, candidates, top_k=pool)
+            easy = rest[-k:] if len(rest) >= k else rest
+            others = np.concatenate([top, rest[:-k]]) if len(rest) > k else top
+            negative = caption_slice(easy, others, text_embeddings, candidates, top_k=top_k)
+        else:
+            if direction is None:
+                raise ValueError("method 'text_score' needs the direction")
+            ranked, negative = caption_direction(direction, text_embeddings, candidates, top_k=pool, intercept=intercept)
+            negative = negative[:top_k]
+        positive = check_captions(ranked, candidates, text_embeddings, x, correct, in_slice, k=int(p["nearest_images"]))[:top_k]
+        return positive, negative
+
+
+class RuleCaptioner(P.Estimator):
+    """Captions of an explicit slice (a tree rule's images within its group): the ``top_k`` that
+    best tell the slice from the rest of the group (:func:`caption_slice`), after validating the
+    best ``validation_pool`` with ``nearest_images`` (:func:`check_captions`)."""
+
+    def __init__(self, top_k: int = 5, nearest_images: int = 25, validation_pool: int = 10) -> None:
+        self.top_k = top_k
+        self.nearest_images = nearest_images
+        self.validation_pool = validation_pool
+
+    def _checked_params(self) -> dict[str, Any]:
+        return {
+            "top_k": P.positive_int(self.top_k, "top_k"),
+            "nearest_images": P.positive_int(self.nearest_images, "nearest_images"),
+            "validation_pool": P.positive_int(self.validation_pool, "validation_pool"),
+        }
+
+    def caption(
+        self, candidates: Sequence[Candidate], text_embeddings: np.ndarray, group_image_emb: np.ndarray, correct: np.ndarray, in_slice: np.ndarray
+    ) -> list[ScoredCaption]:
+        p = self.validate_params()
+        x, member = np.asarray(group_image_emb), np.asarray(in_slice, dtype=bool)
+        ranked = caption_slice(x[member], x[~member], text_embeddings, candidates, top_k=max(int(p["top_k"]), int(p["validation_pool"])))
+        return check_captions(ranked, candidates, text_embeddings, x, correct, member, k=int(p["nearest_images"]))[: int(p["top_k"])]
+
+
+class CaptionValidator(P.Estimator):
+    """The paper's check of a (hard, easy) caption pair with the ``k`` images nearest each
+    (:func:`validate_caption`; ``k`` capped at the number of images)."""
+
+    def __init__(self, k: int = 50) -> None:
+        self.k = k
+
+    def _checked_params(self) -> dict[str, Any]:
+        return {"k": P.positive_int(self.k, "k")}
+
+    def validate(
+        self,
+        image_emb: np.ndarray,
+        correct: np.ndarray,
+        hard_text_emb: np.ndarray,
+        easy_text_emb: np.ndarray,
+        rows: Sequence[int] | np.ndarray | None = None,
+    ) -> CaptionValidation:
+        k = int(self.validate_params()["k"])
+        return validate_caption(image_emb, correct, hard_text_emb, easy_text_emb, k=min(k, max(1, len(np.asarray(correct)))), rows=rows)

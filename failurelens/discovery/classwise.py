@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterator, Mapping, Sequence, TypeVar, Union
+from typing import Any, TypeVar
 
 import numpy as np
 
 R = TypeVar("R")
-ArraySource = Union[np.ndarray, str, os.PathLike]
-GroupFn = Callable[[Hashable, np.ndarray, np.ndarray, Any], Any]
+ArraySource = np.ndarray | str | os.PathLike
+GroupFn = Callable[[Any, np.ndarray, np.ndarray, Any], Any]
 DEFAULT_BLOCK_BYTES = 256 * 2**20
 
 
-def group_rows(group_of_row: np.ndarray, keep: Sequence[int] | None = None) -> dict[int, np.ndarray]:
+def group_rows(group_of_row: np.ndarray, keep: Sequence[int] | np.ndarray | None = None) -> dict[int, np.ndarray]:
     """Sorted row indices of every group value (only those in ``keep``, when given)."""
     g = np.asarray(group_of_row)
     order = np.argsort(g, kind="stable")
@@ -43,7 +44,7 @@ def source_shape(source: ArraySource) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def _blocks(groups: Mapping[Hashable, np.ndarray], row_bytes: int, block_bytes: int) -> list[list[Hashable]]:
+def _blocks(groups: Mapping[Any, np.ndarray], row_bytes: int, block_bytes: int) -> list[list[Hashable]]:
     out: list[list[Hashable]] = []
     cur: list[Hashable] = []
     size = 0
@@ -73,7 +74,8 @@ def _npy_layout(path: str) -> tuple[int, tuple[int, ...], np.dtype]:
     """(data offset, shape, dtype) of a C-ordered ``.npy`` file."""
     with open(path, "rb") as f:
         version = np.lib.format.read_magic(f)
-        shape, fortran, dtype = np.lib.format._read_array_header(f, version)  # noqa: SLF001 - the public readers need a version switch
+        read_header = np.lib.format.read_array_header_2_0 if version == (2, 0) else np.lib.format.read_array_header_1_0
+        shape, fortran, dtype = read_header(f)
         if fortran:
             raise ValueError(f"{path}: Fortran-ordered arrays are not supported; save it C-ordered")
         return f.tell(), tuple(shape), np.dtype(dtype)
@@ -85,10 +87,10 @@ def _read_rows(source: ArraySource, rows: np.ndarray) -> np.ndarray:
     the kernel does no read-ahead of pages nobody asked for)."""
     if isinstance(source, np.ndarray):
         return np.asarray(source[rows])
-    offset, shape, dtype = _npy_layout(source)
+    offset, shape, dtype = _npy_layout(os.fspath(source))
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
     out = np.empty((len(rows), *shape[1:]), dtype=dtype)
-    view = memoryview(out.reshape(-1).view(np.uint8)) if len(rows) else None
+    view = out.reshape(-1).view(np.uint8).data
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) and (rows.min() < 0 or rows.max() >= shape[0]):
         raise IndexError(f"row index out of range for {shape[0]} rows")
@@ -98,7 +100,7 @@ def _read_rows(source: ArraySource, rows: np.ndarray) -> np.ndarray:
         pos = 0
         for run in np.split(rows, breaks) if len(rows) else []:
             nbytes = len(run) * row_bytes
-            got = os.preadv(fd, [view[pos:pos + nbytes]], offset + int(run[0]) * row_bytes)
+            got = os.preadv(fd, [view[pos : pos + nbytes]], offset + int(run[0]) * row_bytes)
             if got != nbytes:
                 raise OSError(f"{source}: short read ({got} of {nbytes} bytes) at row {int(run[0])}")
             pos += nbytes
@@ -116,9 +118,17 @@ def _run_block(keys: list[Hashable], rows: list[np.ndarray]) -> list[tuple[Hasha
 
 
 # --- driver ------------------------------------------------------------------------------------
-def map_groups(fn: GroupFn, source: ArraySource, groups: Mapping[Hashable, np.ndarray], context: Any = None, *,
-               n_jobs: int = 1, block_bytes: int = DEFAULT_BLOCK_BYTES,
-               progress: Callable[[int, int], None] | None = None, check: Callable[[], None] | None = None) -> dict[Hashable, Any]:
+def map_groups(
+    fn: GroupFn,
+    source: ArraySource,
+    groups: Mapping[Any, np.ndarray],
+    context: Any = None,
+    *,
+    n_jobs: int = 1,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    progress: Callable[[int, int], None] | None = None,
+    check: Callable[[], None] | None = None,
+) -> dict[Any, Any]:
     """``{key: fn(key, rows, source[rows], context)}`` for every group.
 
     ``source`` is an array or the path of a ``.npy`` file (read through a memory map, one block
@@ -158,12 +168,12 @@ def map_groups(fn: GroupFn, source: ArraySource, groups: Mapping[Hashable, np.nd
         try:
             while True:
                 while len(pending) < 2 * n_jobs:  # a bounded queue: results do not pile up
-                    keys = next(it, None)
-                    if keys is None:
+                    next_keys: list[Hashable] | None = next(it, None)
+                    if next_keys is None:
                         break
                     if check:
                         check()
-                    pending.add(pool.submit(_run_block, keys, [groups[k] for k in keys]))
+                    pending.add(pool.submit(_run_block, next_keys, [groups[k] for k in next_keys]))
                 if not pending:
                     break
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)

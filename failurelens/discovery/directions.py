@@ -43,19 +43,21 @@ import math
 import numbers
 import os
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
-from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from failurelens.discovery import classwise
+from failurelens.discovery import params as P
 from failurelens.discovery.validation import HoldoutStats, apply_fdr, slice_stats, stratified_holdout
+from failurelens.errors import InvalidArgument, InvalidData
 
 __all__ = ["ClassDirection", "FailureDirections"]
 
@@ -126,18 +128,18 @@ def _normalise_rows(x: np.ndarray, row_ids: Sequence[int] | np.ndarray | None, w
     """float64 copy of ``x`` with unit rows; ValueError naming the first non-finite or zero row."""
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
-        raise ValueError(f"{what} must be numeric, got dtype {x.dtype}")
+        raise InvalidData(f"{what} must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float64, copy=True)
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])
         name = int(row_ids[i]) if row_ids is not None else i
-        raise ValueError(f"{what} row {name} contains NaN or Inf")
+        raise InvalidData(f"{what} row {name} contains NaN or Inf")
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))
     if not (norms > 0).all():
         i = int(np.flatnonzero(~(norms > 0))[0])
         name = int(row_ids[i]) if row_ids is not None else i
-        raise ValueError(f"{what} row {name} is all zeros and cannot be L2-normalised")
+        raise InvalidData(f"{what} row {name} is all zeros and cannot be L2-normalised")
     x /= norms[:, None]
     return x
 
@@ -206,14 +208,29 @@ def _span_coordinates(xc: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray]
     return z, back
 
 
-def _skipped(cls: int, rows: np.ndarray, wrong: np.ndarray, fit_mask: np.ndarray, dim: int, reason: str, mode: int = 0,
-             mode_errors: int | None = None) -> ClassDirection:
+def _skipped(
+    cls: int, rows: np.ndarray, wrong: np.ndarray, fit_mask: np.ndarray, dim: int, reason: str, mode: int = 0, mode_errors: int | None = None
+) -> ClassDirection:
     return ClassDirection(
-        class_index=cls, n=len(rows), errors=int(wrong.sum()), direction=np.zeros(dim, np.float32), intercept=0.0,
-        c=float("nan"), cv_balanced_accuracy=float("nan"), holdout_balanced_accuracy=float("nan"), rows=rows,
-        decision_values=np.full(len(rows), np.nan, np.float32), fit_mask=fit_mask, top_aligned_rows=[], top_antialigned_rows=[],
-        top_aligned_accuracy=float("nan"), low_confidence_accuracy=float("nan"), holdout=None, skipped_reason=reason,
-        mode=mode, mode_errors=int(wrong[fit_mask].sum()) if mode_errors is None else mode_errors,
+        class_index=cls,
+        n=len(rows),
+        errors=int(wrong.sum()),
+        direction=np.zeros(dim, np.float32),
+        intercept=0.0,
+        c=float("nan"),
+        cv_balanced_accuracy=float("nan"),
+        holdout_balanced_accuracy=float("nan"),
+        rows=rows,
+        decision_values=np.full(len(rows), np.nan, np.float32),
+        fit_mask=fit_mask,
+        top_aligned_rows=[],
+        top_antialigned_rows=[],
+        top_aligned_accuracy=float("nan"),
+        low_confidence_accuracy=float("nan"),
+        holdout=None,
+        skipped_reason=reason,
+        mode=mode,
+        mode_errors=int(wrong[fit_mask].sum()) if mode_errors is None else mode_errors,
     )
 
 
@@ -230,6 +247,7 @@ def _choose_c(z: np.ndarray, y: np.ndarray, grid: list[float], folds: int, seed:
             if not separated:  # once the training fold is separated, larger C give the same SVM
                 w, b, separated = _fit_svm(z_tr, y_tr, c, seed)
                 pred_va = (z_va @ w + b) > 0
+            assert pred_va is not None  # the first C always fits
             scores[c] += _balanced_accuracy(pred_va, y_va) / folds
     best = grid[0]
     for c in grid[1:]:
@@ -322,11 +340,26 @@ def _fit_class(key: Any, rows: np.ndarray, x_rows: np.ndarray, context: dict[str
             least = np.argsort(conf[ev], kind="stable")[:k]
             low_acc = float(1.0 - ev_wrong[least].mean())
         return ClassDirection(
-            class_index=cls, n=n, errors=n_err, direction=unit, intercept=intercept, c=best,
-            cv_balanced_accuracy=float(scores[best]), holdout_balanced_accuracy=hold_ba, rows=rows,
-            decision_values=dv.astype(np.float32), fit_mask=fit, top_aligned_rows=[int(r) for r in ev_rows[aligned]],
-            top_antialigned_rows=[int(r) for r in ev_rows[anti]], top_aligned_accuracy=top_acc, low_confidence_accuracy=low_acc,
-            holdout=hold, skipped_reason="", cv_scores={c: float(s) for c, s in scores.items()}, mode=mode, mode_errors=n_pos,
+            class_index=cls,
+            n=n,
+            errors=n_err,
+            direction=unit,
+            intercept=intercept,
+            c=best,
+            cv_balanced_accuracy=float(scores[best]),
+            holdout_balanced_accuracy=hold_ba,
+            rows=rows,
+            decision_values=dv.astype(np.float32),
+            fit_mask=fit,
+            top_aligned_rows=[int(r) for r in ev_rows[aligned]],
+            top_antialigned_rows=[int(r) for r in ev_rows[anti]],
+            top_aligned_accuracy=top_acc,
+            low_confidence_accuracy=low_acc,
+            holdout=hold,
+            skipped_reason="",
+            cv_scores={c: float(s) for c, s in scores.items()},
+            mode=mode,
+            mode_errors=n_pos,
         )
 
     out = [direction(0, np.ones(len(y), dtype=bool))]
@@ -349,27 +382,28 @@ def _is_int(v: Any) -> bool:
 def _int_vector(a: Any, name: str, n: int | None) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
+        raise InvalidData(f"{name} must be one-dimensional, got shape {a.shape}")
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
-            raise ValueError(f"{name} row {int(np.flatnonzero(~np.isfinite(a))[0])} is NaN or Inf")
+            raise InvalidData(f"{name} row {int(np.flatnonzero(~np.isfinite(a))[0])} is NaN or Inf")
         if not (a == np.round(a)).all():
-            raise ValueError(f"{name} must be integer class indices")
+            raise InvalidData(f"{name} must be integer class indices")
     elif a.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be integer class indices, got dtype {a.dtype}")
+        raise InvalidData(f"{name} must be integer class indices, got dtype {a.dtype}")
     if n is not None and len(a) != n:
-        raise ValueError(f"{name} has {len(a)} entries but the embeddings have {n} rows: the arrays are misaligned")
+        raise InvalidData(f"{name} has {len(a)} entries but the embeddings have {n} rows: the arrays are misaligned")
     return a.astype(np.int64)
 
 
-class FailureDirections(BaseEstimator):
+class FailureDirections(P.Estimator):
     """Per-class failure directions (see the module docstring); scikit-learn estimator style.
 
-    Parameters are checked in :meth:`fit`. ``n_jobs`` worker processes (``-1``: all CPUs) fit
+    Parameters are checked by :meth:`validate_params` (called by :meth:`fit`). ``n_jobs`` worker processes (``-1``: all CPUs) fit
     blocks of classes of at most ``block_bytes`` of embeddings each; an embeddings ``.npy`` path
     is read block by block through a memory map and never loaded whole.
 
-    ``error_modes`` (beyond the paper): 0 fits one direction per class; k >= 2 also clusters each
+    ``error_modes`` (beyond the paper; default 3): 0 fits one direction per class (the paper's);
+    k >= 2 also clusters each
     class's fitting errors into k error modes (k-means on their unit embeddings, largest first) and
     fits one more direction per mode (that mode's errors against all the class's correct
     predictions), each validated on the held-out part like the class direction. A class whose
@@ -378,9 +412,18 @@ class FailureDirections(BaseEstimator):
     every direction, by class then mode (0 = the class direction).
     """
 
-    def __init__(self, c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0), cv_folds: int = 3, top_k: int = 25,
-                 holdout_fraction: float = 0.5, fdr_alpha: float = 0.05, error_modes: int = 0, seed: int = 0, n_jobs: int = 1,
-                 block_bytes: int = 256 * 2**20):
+    def __init__(
+        self,
+        c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+        cv_folds: int = 3,
+        top_k: int = 25,
+        holdout_fraction: float = 0.5,
+        fdr_alpha: float = 0.05,
+        error_modes: int = 3,
+        seed: int = 0,
+        n_jobs: int = 1,
+        block_bytes: int = 256 * 2**20,
+    ):
         self.c_grid = c_grid
         self.error_modes = error_modes
         self.cv_folds = cv_folds
@@ -393,38 +436,54 @@ class FailureDirections(BaseEstimator):
 
     # -- parameters
     def _checked_params(self) -> dict[str, Any]:
+        need = P.need
         try:
             grid = [float(c) for c in np.atleast_1d(np.asarray(self.c_grid, dtype=np.float64))]
         except (TypeError, ValueError):
-            raise ValueError(f"c_grid must be a sequence of positive numbers, got {self.c_grid!r}") from None
-        if not grid or any(not (c > 0 and math.isfinite(c)) for c in grid):
-            raise ValueError(f"c_grid must be a non-empty sequence of positive finite numbers, got {self.c_grid!r}")
-        if not _is_int(self.cv_folds) or self.cv_folds < 2:
-            raise ValueError(f"cv_folds must be an integer >= 2, got {self.cv_folds!r}")
-        if not _is_int(self.top_k) or self.top_k < 1:
-            raise ValueError(f"top_k must be an integer >= 1, got {self.top_k!r}")
-        hf = self.holdout_fraction
-        if isinstance(hf, bool) or not isinstance(hf, numbers.Real) or not 0.0 <= float(hf) < 1.0:
-            raise ValueError(f"holdout_fraction must be a number in [0, 1) (0 disables the hold-out), got {hf!r}")
-        a = self.fdr_alpha
-        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0.0 < float(a) < 1.0:
-            raise ValueError(f"fdr_alpha must be a number in (0, 1), got {a!r}")
-        if not _is_int(self.error_modes) or self.error_modes < 0 or self.error_modes == 1:
-            raise ValueError(f"error_modes must be 0 (one direction per class) or an integer >= 2 (that many error modes "
-                             f"besides the class direction), got {self.error_modes!r}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not _is_int(self.n_jobs) or (self.n_jobs < 1 and self.n_jobs != -1):
-            raise ValueError(f"n_jobs must be a positive integer or -1 (all CPUs), got {self.n_jobs!r}")
-        if not _is_int(self.block_bytes) or self.block_bytes < 1:
-            raise ValueError(f"block_bytes must be a positive integer, got {self.block_bytes!r}")
-        return dict(c_grid=tuple(grid), cv_folds=int(self.cv_folds), top_k=int(self.top_k), holdout_fraction=float(hf),
-                    fdr_alpha=float(a), error_modes=int(self.error_modes), seed=int(self.seed))
+            grid = []
+        need(
+            bool(grid) and all(c > 0 and math.isfinite(c) for c in grid),
+            "c_grid",
+            f"c_grid={self.c_grid!r}: use a non-empty sequence of positive finite numbers",
+        )
+        need(_is_int(self.cv_folds) and self.cv_folds >= 2, "cv_folds", f"cv_folds={self.cv_folds!r}: use an integer >= 2")
+        need(_is_int(self.top_k) and self.top_k >= 1, "top_k", f"top_k={self.top_k!r}: use an integer >= 1")
+        hf = P.fraction(self.holdout_fraction, "holdout_fraction", note="0 disables the hold-out")
+        a = P.fraction(self.fdr_alpha, "fdr_alpha", low_open=True)
+        need(
+            _is_int(self.error_modes) and self.error_modes >= 0 and self.error_modes != 1,
+            "error_modes",
+            f"error_modes={self.error_modes!r}: use 0 (the class direction only) or an integer >= 2 (that many error modes "
+            "besides the class direction)",
+        )
+        need(_is_int(self.seed) and self.seed >= 0, "seed", f"seed={self.seed!r}: use a non-negative integer")
+        need(
+            _is_int(self.n_jobs) and (self.n_jobs >= 1 or self.n_jobs == -1),
+            "n_jobs",
+            f"n_jobs={self.n_jobs!r}: use a positive integer or -1 (all CPUs)",
+        )
+        need(_is_int(self.block_bytes) and self.block_bytes >= 1, "block_bytes", f"block_bytes={self.block_bytes!r}: use a positive integer")
+        return dict(
+            c_grid=tuple(grid),
+            cv_folds=int(self.cv_folds),
+            top_k=int(self.top_k),
+            holdout_fraction=hf,
+            fdr_alpha=a,
+            error_modes=int(self.error_modes),
+            seed=int(self.seed),
+        )
 
     # -- fitting
-    def fit(self, embeddings: np.ndarray | str | os.PathLike, labels: Any, predictions: Any, confidences: Any = None,
-            classes: Sequence[int] | None = None, progress: Callable[[str, int, int], None] | None = None,
-            check: Callable[[], None] | None = None) -> "FailureDirections":
+    def fit(
+        self,
+        embeddings: np.ndarray | str | os.PathLike,
+        labels: Any,
+        predictions: Any,
+        confidences: Any = None,
+        classes: Sequence[int] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> FailureDirections:
         """Fit one direction per class (and per error mode, see ``error_modes``).
 
         ``embeddings``: float [N, E] array or the path of a ``.npy`` file holding one (CLIP image
@@ -434,7 +493,7 @@ class FailureDirections(BaseEstimator):
         with stages ``"fit"`` (classes) and ``"fdr"``; ``check()`` is called between blocks and may
         raise to cancel.
         """
-        params = self._checked_params()
+        params = self.validate_params()
         n_jobs = (os.cpu_count() or 1) if self.n_jobs == -1 else int(self.n_jobs)
         if isinstance(embeddings, np.ndarray):
             source: np.ndarray | str = embeddings
@@ -442,17 +501,17 @@ class FailureDirections(BaseEstimator):
         elif isinstance(embeddings, (str, os.PathLike)):
             source = os.fspath(embeddings)
             if not os.path.isfile(source):
-                raise ValueError(f"embeddings file {source!r} does not exist")
+                raise InvalidData(f"embeddings file {source!r} does not exist")
             try:
                 shape, dtype = classwise.source_shape(source)
             except Exception as exc:  # not a .npy file
-                raise ValueError(f"embeddings file {source!r} is not a readable .npy array: {exc}") from None
+                raise InvalidData(f"embeddings file {source!r} is not a readable .npy array: {exc}") from None
         else:
-            raise ValueError(f"embeddings must be an array or a .npy path, got {type(embeddings).__name__}")
+            raise InvalidData(f"embeddings must be an array or a .npy path, got {type(embeddings).__name__}")
         if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
-            raise ValueError(f"embeddings must be a non-empty [N, E] matrix, got shape {tuple(shape)}")
+            raise InvalidData(f"embeddings must be a non-empty [N, E] matrix, got shape {tuple(shape)}")
         if np.dtype(dtype).kind not in "fiu":
-            raise ValueError(f"embeddings must be numeric, got dtype {dtype}")
+            raise InvalidData(f"embeddings must be numeric, got dtype {dtype}")
         n_rows, dim = int(shape[0]), int(shape[1])
         labels = _int_vector(labels, "labels", n_rows)
         predictions = _int_vector(predictions, "predictions", n_rows)
@@ -460,10 +519,10 @@ class FailureDirections(BaseEstimator):
         if confidences is not None:
             conf = np.asarray(confidences, dtype=np.float64)
             if conf.ndim != 1 or len(conf) != n_rows:
-                raise ValueError(f"confidences must have shape ({n_rows},) like the embeddings' rows, got {conf.shape}: the arrays are misaligned")
+                raise InvalidData(f"confidences must have shape ({n_rows},) like the embeddings' rows, got {conf.shape}: the arrays are misaligned")
             bad = ~np.isfinite(conf)
             if bad.any():
-                raise ValueError(f"confidences row {int(np.flatnonzero(bad)[0])} is NaN or Inf")
+                raise InvalidData(f"confidences row {int(np.flatnonzero(bad)[0])} is NaN or Inf")
             conf = conf.astype(np.float32)
         present = np.unique(labels)
         if classes is None:
@@ -471,17 +530,22 @@ class FailureDirections(BaseEstimator):
         else:
             wanted_arr = np.asarray(classes)
             if wanted_arr.ndim != 1 or (wanted_arr.size and wanted_arr.dtype.kind not in "iu"):
-                raise ValueError(f"classes must be a sequence of integer class indices, got {classes!r}")
+                raise InvalidArgument(f"classes must be a sequence of integer class indices, got {classes!r}", field="classes")
             wanted = sorted(set(int(c) for c in wanted_arr))
             unknown = sorted(set(wanted) - set(int(c) for c in present))
             if unknown:
-                raise ValueError(f"class {unknown[0]} has no images (no label equals it)" if len(unknown) == 1
-                                 else f"classes {unknown} have no images (no label equals them)")
+                raise InvalidArgument(
+                    f"class {unknown[0]} has no images (no label equals it)"
+                    if len(unknown) == 1
+                    else f"classes {unknown} have no images (no label equals them)",
+                    field="classes",
+                )
         groups = classwise.group_rows(labels, keep=wanted)
         context = {"wrong": predictions != labels, "confidences": conf, "params": params}
         prog = (lambda d, t: progress("fit", d, t)) if progress else None
-        results = classwise.map_groups(_fit_class, source, groups, context, n_jobs=n_jobs, block_bytes=int(self.block_bytes),
-                                       progress=prog, check=check)
+        results = classwise.map_groups(
+            _fit_class, source, groups, context, n_jobs=n_jobs, block_bytes=int(self.block_bytes), progress=prog, check=check
+        )
         directions = [d for c in sorted(results) for d in results[c]]
         if progress:
             progress("fdr", 0, 1)

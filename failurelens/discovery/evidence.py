@@ -17,14 +17,20 @@ Pure functions: numpy / PIL in, arrays or PNG bytes out; nothing here talks to a
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from failurelens.discovery import params as P
+
 __all__ = [
     "LABEL_BAND",
+    "EvidenceRenderer",
+    "RenderedFeature",
     "MONTAGE_PAD",
     "cam_heatmap",
     "feature_panel",
@@ -233,7 +239,7 @@ def overlay(image: Any, heat: Any, alpha: float = 0.5) -> np.ndarray:
     if h.ndim != 2:
         raise ValueError(f"heat must be 2-D [H, W], got shape {h.shape}")
     if h.shape != img.shape[:2]:
-        h = _resize_bilinear(np.nan_to_num(h, nan=0.0), img.shape[:2])
+        h = _resize_bilinear(np.nan_to_num(h, nan=0.0), (img.shape[0], img.shape[1]))
     out = (1.0 - alpha) * img.astype(np.float64) + alpha * jet(h).astype(np.float64)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
@@ -322,7 +328,7 @@ def montage(
         for c, im in enumerate(row):
             tile = Image.fromarray(np.ascontiguousarray(im), mode="RGB")
             if scale != 1:
-                tile = tile.resize((im.shape[1] * scale, im.shape[0] * scale), Image.NEAREST)
+                tile = tile.resize((im.shape[1] * scale, im.shape[0] * scale), Image.Resampling.NEAREST)
             x0 = pad + c * (cell_w + pad) + (cell_w - tile.width) // 2
             sheet.paste(tile, (x0, y + (cell_h - tile.height) // 2))
         y += cell_h + pad
@@ -353,3 +359,84 @@ def feature_panel(
         att = [im if np.asarray(im).dtype == np.uint8 else to_uint8(im) for im in attacked]
         grid.append([_as_rgb_uint8(im) for im in att])
     return montage(grid, labels=list(labels)[: len(grid)], scale=scale)
+
+
+# ------------------------------------------------------------------------------ estimator
+@dataclasses.dataclass
+class RenderedFeature:
+    """PNGs of one feature: its top images, their heatmaps and feature attacks (empty when not
+    rendered), and the montage of all rows."""
+
+    images: list[bytes]
+    heatmaps: list[bytes]
+    attacks: list[bytes]
+    montage: bytes
+
+
+class EvidenceRenderer(P.Estimator):
+    """Barlow's visual evidence of robust features: the ``top_k`` most activating images of each
+    feature, their CAM heatmaps and feature attacks (``attack_steps`` steps of size
+    ``attack_step_size``, L2 budget ``attack_epsilon`` in [0,1] pixel units), as PNGs."""
+
+    def __init__(self, top_k: int = 8, attack_steps: int = 40, attack_step_size: float = 0.5, attack_epsilon: float = 10.0) -> None:
+        self.top_k = top_k
+        self.attack_steps = attack_steps
+        self.attack_step_size = attack_step_size
+        self.attack_epsilon = attack_epsilon
+
+    def _checked_params(self) -> dict[str, Any]:
+        P.need(
+            P.is_real(self.attack_step_size) and self.attack_step_size > 0,
+            "attack_step_size",
+            f"attack_step_size={self.attack_step_size!r}: use a positive number",
+        )
+        P.need(
+            P.is_real(self.attack_epsilon) and self.attack_epsilon > 0,
+            "attack_epsilon",
+            f"attack_epsilon={self.attack_epsilon!r}: use a positive number",
+        )
+        return {
+            "top_k": P.positive_int(self.top_k, "top_k", 1, 64),
+            "attack_steps": P.positive_int(self.attack_steps, "attack_steps", 1, 1000),
+            "attack_step_size": float(self.attack_step_size),
+            "attack_epsilon": float(self.attack_epsilon),
+        }
+
+    def top_rows(self, features: Any, feature: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, activations) of the feature's ``top_k`` most activating rows."""
+        return top_activating(features, feature, int(self.validate_params()["top_k"]))
+
+    def attack_inputs(self, images01: np.ndarray, feature: int) -> dict[str, np.ndarray]:
+        """The inputs of the feature-attack model (``<extractor>__attack``) for these images."""
+        p = self.validate_params()
+        n = len(images01)
+        return {
+            "images": np.asarray(images01, np.float32),
+            "feature": np.full((n, 1), feature, np.int64),
+            "steps": np.full((n, 1), p["attack_steps"], np.int32),
+            "step_size": np.full((n, 1), p["attack_step_size"], np.float32),
+            "epsilon": np.full((n, 1), p["attack_epsilon"], np.float32),
+        }
+
+    def render(self, images01: np.ndarray, feature_maps: np.ndarray | None = None, attacked01: np.ndarray | None = None) -> RenderedFeature:
+        """PNGs of the images (float [N,3,H,W] in 0..1), their heatmaps (``feature_maps``: the
+        feature's [N,h,w] slices of the conv map) and the attacked images, plus the montage."""
+        shown = list(to_uint8(images01))
+        rows: list[list[np.ndarray]] = [shown]
+        labels = ["most activating"]
+        heats: list[np.ndarray] = []
+        if feature_maps is not None:
+            heats = [overlay(im, cam_heatmap(fm, im.shape[:2])) for im, fm in zip(shown, feature_maps)]
+            rows.append(heats)
+            labels.append("heatmap")
+        attacks: list[np.ndarray] = []
+        if attacked01 is not None:
+            attacks = list(to_uint8(attacked01))
+            rows.append(attacks)
+            labels.append("feature attack")
+        return RenderedFeature(
+            images=[png_bytes(im) for im in shown],
+            heatmaps=[png_bytes(h) for h in heats],
+            attacks=[png_bytes(a) for a in attacks],
+            montage=montage(rows, labels=labels),
+        )

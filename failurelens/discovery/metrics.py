@@ -1,4 +1,5 @@
-"""Slice-discovery evaluation against known slices (the dcbench protocol).
+"""Slice-discovery evaluation against known slices (the dcbench protocol), failure overlap and
+confidences.
 
 Every predicted slice is a score per image (higher = more inside the slice; ``-inf`` for images
 outside the slice's group). For each ground-truth slice the predicted slice with the highest
@@ -8,7 +9,7 @@ average precision is matched, and its precision at k is reported.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import average_precision_score
@@ -59,3 +60,23 @@ def match_slices(truth: Mapping[str, np.ndarray], predicted: Mapping[str, np.nda
         s = predicted[best_key]
         out.append(SliceMatch(name, best_key, best_ap, precision_at_k(s, t, 10), precision_at_k(s, t, 25)))
     return out
+
+
+def failure_iou(failure_sets: Sequence[set[int]]) -> np.ndarray:
+    """The mitigation paper's failure overlap: ``[M, M]`` intersection over union of the sets of
+    failing rows of M models (on the same rows); two empty sets overlap fully (1.0)."""
+    m = len(failure_sets)
+    out = np.ones((m, m))
+    for i, a in enumerate(failure_sets):
+        for j, b in enumerate(failure_sets):
+            union = len(a | b)
+            out[i, j] = len(a & b) / union if union else 1.0
+    return out
+
+
+def max_softmax(logits: np.ndarray) -> np.ndarray:
+    """The model's confidence in its prediction: the largest softmax probability of each row."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return (p.max(axis=1) / p.sum(axis=1)).astype(np.float32)

@@ -40,15 +40,17 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
 from sklearn.tree import DecisionTreeClassifier
 
 from failurelens.discovery import classwise, validation
+from failurelens.discovery import params as P
 from failurelens.discovery.validation import HoldoutStats
+from failurelens.errors import InvalidArgument, InvalidData
 
 GROUPINGS = ("label", "prediction")
 SKIP_NO_ROWS = "no rows in this group"
@@ -134,7 +136,7 @@ class ClassTree:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClassTree":
+    def from_dict(cls, d: dict[str, Any]) -> ClassTree:
         """The tree of :meth:`to_dict`'s output (e.g. read back from a stored report)."""
         d = dict(d)
         leaves = []
@@ -182,7 +184,7 @@ def _transposed_f32(X: np.ndarray, rows_per_step: int = 32) -> np.ndarray:
     out = np.empty((d, n), dtype=np.float32)
     zero = np.float32(0.0)
     for i in range(0, n, rows_per_step):
-        np.add(X[i:i + rows_per_step].T, zero, out=out[:, i:i + rows_per_step], casting="unsafe")
+        np.add(X[i : i + rows_per_step].T, zero, out=out[:, i : i + rows_per_step], casting="unsafe")
     return out
 
 
@@ -296,20 +298,27 @@ def _first_non_finite(X: np.ndarray) -> tuple[int, int] | None:
 
 def _skipped(base: dict[str, Any], reason: str) -> ClassTree:
     ber = base["errors"] / base["n"] if base["n"] else 0.0
-    return ClassTree(**base, base_error_rate=ber, aler=ber, aler_minus_ber=0.0, selected_features=[],
-                     mutual_information=[], leaves=[], has_valid_leaf=False, skipped_reason=reason)
+    return ClassTree(
+        **base,
+        base_error_rate=ber,
+        aler=ber,
+        aler_minus_ber=0.0,
+        selected_features=[],
+        mutual_information=[],
+        leaves=[],
+        has_valid_leaf=False,
+        skipped_reason=reason,
+    )
 
 
-def _fit_tree(grouping: str, class_index: int, X: np.ndarray, wrong: np.ndarray, held: np.ndarray,
-              params: dict[str, Any]) -> ClassTree:
+def _fit_tree(grouping: str, class_index: int, X: np.ndarray, wrong: np.ndarray, held: np.ndarray, params: dict[str, Any]) -> ClassTree:
     """The failure tree of one group: ``X`` its rows, ``wrong`` their failure flags, ``held``
     the rows kept out of fitting."""
     fit = ~held
     Xf, yf = X[fit], wrong[fit]
     Xh, yh = X[held], wrong[held]
     n, e = int(len(yf)), int(yf.sum())
-    base = dict(class_index=int(class_index), grouping=grouping, n=n, errors=e,
-                n_holdout=int(len(yh)), errors_holdout=int(yh.sum()))
+    base: dict[str, Any] = dict(class_index=int(class_index), grouping=grouping, n=n, errors=e, n_holdout=int(len(yh)), errors_holdout=int(yh.sum()))
     if n == 0:
         return _skipped(base, SKIP_NO_ROWS)
     if e == 0:
@@ -323,8 +332,9 @@ def _fit_tree(grouping: str, class_index: int, X: np.ndarray, wrong: np.ndarray,
     mi = mutual_information(Xf, yf, params["mi_bins"])
     top = _top_features(mi, params["top_k_features"])
     Xk = np.ascontiguousarray(Xf[:, top], dtype=np.float32)
-    clf = DecisionTreeClassifier(max_depth=params["max_depth"], class_weight="balanced",
-                                 min_samples_leaf=params["min_leaf_size"], random_state=params["seed"])
+    clf = DecisionTreeClassifier(
+        max_depth=params["max_depth"], class_weight="balanced", min_samples_leaf=params["min_leaf_size"], random_state=params["seed"]
+    )
     clf.fit(Xk, yf.astype(np.int8))
     t = clf.tree_
     is_leaf = t.children_left < 0
@@ -345,13 +355,23 @@ def _fit_tree(grouping: str, class_index: int, X: np.ndarray, wrong: np.ndarray,
         walk(node_right[node], path + [Condition(f, ">", v)])
 
     walk(0, [])
-    tree = ClassTree(**base, base_error_rate=ber, aler=0.0, aler_minus_ber=0.0,
-                     selected_features=[int(i) for i in top], mutual_information=[float(mi[i]) for i in top],
-                     leaves=[], has_valid_leaf=False,
-                     feature_std=[float(s) for s in Xf[:, top].astype(np.float64).std(axis=0)],
-                     feature_mean=[float(m) for m in Xf[:, top].astype(np.float64).mean(axis=0)],
-                     node_feature=node_feature, node_threshold=node_threshold, node_left=node_left,
-                     node_right=node_right, node_leaf_id=node_leaf_id)
+    tree = ClassTree(
+        **base,
+        base_error_rate=ber,
+        aler=0.0,
+        aler_minus_ber=0.0,
+        selected_features=[int(i) for i in top],
+        mutual_information=[float(mi[i]) for i in top],
+        leaves=[],
+        has_valid_leaf=False,
+        feature_std=[float(s) for s in Xf[:, top].astype(np.float64).std(axis=0)],
+        feature_mean=[float(m) for m in Xf[:, top].astype(np.float64).mean(axis=0)],
+        node_feature=node_feature,
+        node_threshold=node_threshold,
+        node_left=node_left,
+        node_right=node_right,
+        node_leaf_id=node_leaf_id,
+    )
     member_fit = _leaf_ids(tree, Xf)
     member_held = _leaf_ids(tree, Xh)
     Zf = _standardised(tree, Xf)
@@ -368,12 +388,21 @@ def _fit_tree(grouping: str, class_index: int, X: np.ndarray, wrong: np.ndarray,
         holdout = None
         if params["holdout_fraction"] > 0:
             holdout = validation.slice_stats(member_held == leaf_id, yh)
-        tree.leaves.append(Leaf(
-            leaf_id=leaf_id, conditions=conds,
-            text=" and ".join(c.describe() for c in conds) if conds else "all rows of the group",
-            n=nl, errors=el, error_rate=er, error_coverage=ec, importance=iv,
-            valid=bool(ec > params["tau"] and er >= ber + params["delta"] - _RATE_SLACK), holdout=holdout,
-            error_centroid=[float(v) for v in Zf[inside & yf].mean(axis=0)] if el else []))
+        tree.leaves.append(
+            Leaf(
+                leaf_id=leaf_id,
+                conditions=conds,
+                text=" and ".join(c.describe() for c in conds) if conds else "all rows of the group",
+                n=nl,
+                errors=el,
+                error_rate=er,
+                error_coverage=ec,
+                importance=iv,
+                valid=bool(ec > params["tau"] and er >= ber + params["delta"] - _RATE_SLACK),
+                holdout=holdout,
+                error_centroid=[float(v) for v in Zf[inside & yf].mean(axis=0)] if el else [],
+            )
+        )
     tree.aler = aler
     tree.aler_minus_ber = aler - ber
     tree.has_valid_leaf = any(lf.valid for lf in tree.leaves)
@@ -393,9 +422,8 @@ def _fit_group(key: tuple[str, int], rows: np.ndarray, X_rows: np.ndarray, conte
 
 
 # --- estimator ---------------------------------------------------------------------------------
-def _non_finite_error(row: int, column: int) -> ValueError:
-    return ValueError(f"features contain NaN or Inf at row {row}, column {column}: "
-                      "clean or impute the features before fitting failure trees")
+def _non_finite_error(row: int, column: int) -> InvalidData:
+    return InvalidData(f"features contain NaN or Inf at row {row}, column {column}: clean or impute the features before fitting failure trees")
 
 
 def _is_int(v: Any) -> bool:
@@ -403,10 +431,10 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and bool(np.isfinite(float(v)))
 
 
-class FailureTrees(BaseEstimator):
+class FailureTrees(P.Estimator):
     """Barlow failure trees for every class, by label and/or by prediction grouping.
 
     Parameters (checked in :meth:`fit`): ``max_depth`` 1..3; ``top_k_features`` features kept by
@@ -425,9 +453,21 @@ class FailureTrees(BaseEstimator):
     highest-IV leaf is valid, the statistic of the paper's Section 7 / Appendix Table 1).
     """
 
-    def __init__(self, max_depth=2, top_k_features=20, tau=0.2, delta=0.1, min_leaf_size=5,
-                 groupings=("label", "prediction"), holdout_fraction=0.5, fdr_alpha=0.05, seed=0, n_jobs=1,
-                 mi_bins=16, block_bytes=256 * 2**20):
+    def __init__(
+        self,
+        max_depth=2,
+        top_k_features=20,
+        tau=0.2,
+        delta=0.1,
+        min_leaf_size=5,
+        groupings=("label", "prediction"),
+        holdout_fraction=0.5,
+        fdr_alpha=0.05,
+        seed=0,
+        n_jobs=1,
+        mi_bins=16,
+        block_bytes=256 * 2**20,
+    ):
         self.max_depth = max_depth
         self.top_k_features = top_k_features
         self.tau = tau
@@ -443,37 +483,54 @@ class FailureTrees(BaseEstimator):
 
     # -- parameters and inputs --
     def _checked_params(self) -> dict[str, Any]:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ValueError(msg)
-
-        need(_is_int(self.max_depth) and 1 <= self.max_depth <= 3,
-             f"max_depth={self.max_depth!r}: use an integer from 1 to 3 (failure trees stay shallow)")
-        need(_is_int(self.top_k_features) and self.top_k_features >= 1,
-             f"top_k_features={self.top_k_features!r}: use an integer >= 1")
-        need(_is_real(self.tau) and 0.0 <= self.tau < 1.0, f"tau={self.tau!r}: use a number in [0, 1)")
-        need(_is_real(self.delta) and 0.0 <= self.delta <= 1.0, f"delta={self.delta!r}: use a number in [0, 1]")
-        need(_is_int(self.min_leaf_size) and self.min_leaf_size >= 1,
-             f"min_leaf_size={self.min_leaf_size!r}: use an integer >= 1")
+        need = P.need
+        need(
+            _is_int(self.max_depth) and 1 <= self.max_depth <= 3,
+            "max_depth",
+            f"max_depth={self.max_depth!r}: use an integer from 1 to 3 (failure trees stay shallow)",
+        )
+        need(
+            _is_int(self.top_k_features) and self.top_k_features >= 1,
+            "top_k_features",
+            f"top_k_features={self.top_k_features!r}: use an integer >= 1",
+        )
+        need(_is_real(self.tau) and 0.0 <= self.tau < 1.0, "tau", f"tau={self.tau!r}: use a number in [0, 1)")
+        need(_is_real(self.delta) and 0.0 <= self.delta <= 1.0, "delta", f"delta={self.delta!r}: use a number in [0, 1]")
+        need(_is_int(self.min_leaf_size) and self.min_leaf_size >= 1, "min_leaf_size", f"min_leaf_size={self.min_leaf_size!r}: use an integer >= 1")
         groupings = (self.groupings,) if isinstance(self.groupings, str) else tuple(self.groupings)
-        need(len(groupings) > 0 and all(g in GROUPINGS for g in groupings) and len(set(groupings)) == len(groupings),
-             f"groupings={self.groupings!r}: use a non-empty subset of {GROUPINGS} without repeats")
-        need(_is_real(self.holdout_fraction) and 0.0 <= self.holdout_fraction < 1.0,
-             f"holdout_fraction={self.holdout_fraction!r}: use a number in [0, 1) (0 disables the hold-out)")
-        need(_is_real(self.fdr_alpha) and 0.0 < self.fdr_alpha < 1.0,
-             f"fdr_alpha={self.fdr_alpha!r}: use a number in (0, 1)")
-        need(_is_int(self.seed) and 0 <= self.seed < 2**32, f"seed={self.seed!r}: use an integer in [0, 2**32)")
-        need(_is_int(self.n_jobs) and (self.n_jobs >= 1 or self.n_jobs == -1),
-             f"n_jobs={self.n_jobs!r}: use an integer >= 1, or -1 for all cores")
-        need(_is_int(self.mi_bins) and self.mi_bins >= 2, f"mi_bins={self.mi_bins!r}: use an integer >= 2")
-        need(_is_int(self.block_bytes) and self.block_bytes >= 1,
-             f"block_bytes={self.block_bytes!r}: use a positive integer")
-        return dict(max_depth=int(self.max_depth), top_k_features=int(self.top_k_features), tau=float(self.tau),
-                    delta=float(self.delta), min_leaf_size=int(self.min_leaf_size),
-                    groupings=tuple(g for g in GROUPINGS if g in groupings),
-                    holdout_fraction=float(self.holdout_fraction), fdr_alpha=float(self.fdr_alpha),
-                    seed=int(self.seed), n_jobs=(os.cpu_count() or 1) if self.n_jobs == -1 else int(self.n_jobs),
-                    mi_bins=int(self.mi_bins), block_bytes=int(self.block_bytes))
+        need(
+            len(groupings) > 0 and all(g in GROUPINGS for g in groupings) and len(set(groupings)) == len(groupings),
+            "groupings",
+            f"groupings={self.groupings!r}: use a non-empty subset of {GROUPINGS} without repeats",
+        )
+        need(
+            _is_real(self.holdout_fraction) and 0.0 <= self.holdout_fraction < 1.0,
+            "holdout_fraction",
+            f"holdout_fraction={self.holdout_fraction!r}: use a number in [0, 1) (0 disables the hold-out)",
+        )
+        need(_is_real(self.fdr_alpha) and 0.0 < self.fdr_alpha < 1.0, "fdr_alpha", f"fdr_alpha={self.fdr_alpha!r}: use a number in (0, 1)")
+        need(_is_int(self.seed) and 0 <= self.seed < 2**32, "seed", f"seed={self.seed!r}: use an integer in [0, 2**32)")
+        need(
+            _is_int(self.n_jobs) and (self.n_jobs >= 1 or self.n_jobs == -1),
+            "n_jobs",
+            f"n_jobs={self.n_jobs!r}: use an integer >= 1, or -1 for all cores",
+        )
+        need(_is_int(self.mi_bins) and self.mi_bins >= 2, "mi_bins", f"mi_bins={self.mi_bins!r}: use an integer >= 2")
+        need(_is_int(self.block_bytes) and self.block_bytes >= 1, "block_bytes", f"block_bytes={self.block_bytes!r}: use a positive integer")
+        return dict(
+            max_depth=int(self.max_depth),
+            top_k_features=int(self.top_k_features),
+            tau=float(self.tau),
+            delta=float(self.delta),
+            min_leaf_size=int(self.min_leaf_size),
+            groupings=tuple(g for g in GROUPINGS if g in groupings),
+            holdout_fraction=float(self.holdout_fraction),
+            fdr_alpha=float(self.fdr_alpha),
+            seed=int(self.seed),
+            n_jobs=(os.cpu_count() or 1) if self.n_jobs == -1 else int(self.n_jobs),
+            mi_bins=int(self.mi_bins),
+            block_bytes=int(self.block_bytes),
+        )
 
     @staticmethod
     def _checked_source(features) -> tuple[np.ndarray | str, tuple[int, ...], np.dtype]:
@@ -484,22 +541,22 @@ class FailureTrees(BaseEstimator):
             source = np.asarray(features)
             shape, dtype = source.shape, source.dtype
         if len(shape) != 2:
-            raise ValueError(f"features must be a 2-D [rows, features] matrix, got shape {tuple(shape)}")
+            raise InvalidData(f"features must be a 2-D [rows, features] matrix, got shape {tuple(shape)}")
         if shape[0] == 0 or shape[1] == 0:
-            raise ValueError(f"features of shape {tuple(shape)} are empty: need at least one row and one column")
+            raise InvalidData(f"features of shape {tuple(shape)} are empty: need at least one row and one column")
         if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
-            raise ValueError(f"features must be real numbers (float or integer dtype), got {dtype}")
+            raise InvalidData(f"features must be real numbers (float or integer dtype), got {dtype}")
         return source, tuple(shape), np.dtype(dtype)
 
     @staticmethod
     def _checked_targets(values, name: str, n_rows: int) -> np.ndarray:
         a = np.asarray(values)
         if a.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D array of class indices, got shape {a.shape}")
+            raise InvalidData(f"{name} must be a 1-D array of class indices, got shape {a.shape}")
         if len(a) != n_rows:
-            raise ValueError(f"{name} has {len(a)} entries but features have {n_rows} rows: they must align row by row")
+            raise InvalidData(f"{name} has {len(a)} entries but features have {n_rows} rows: they must align row by row")
         if not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"{name} must hold integer class indices, got dtype {a.dtype}")
+            raise InvalidData(f"{name} must hold integer class indices, got dtype {a.dtype}")
         return a.astype(np.int64, copy=False)
 
     @staticmethod
@@ -510,15 +567,21 @@ class FailureTrees(BaseEstimator):
         step = max(1, _CHECK_CHUNK_BYTES // max(1, X.shape[1] * X.itemsize))
         everything = len(rows) == len(X)
         for s in range(0, len(rows), step):
-            block = X[s:s + step] if everything else X[rows[s:s + step]]
+            block = X[s : s + step] if everything else X[rows[s : s + step]]
             bad = _first_non_finite(block)
             if bad is not None:
                 raise _non_finite_error(int(rows[s + bad[0]]), bad[1])
 
     # -- fitting --
-    def fit(self, features, labels, predictions, classes: Iterable[int] | None = None,
-            progress: Callable[[str, int, int], None] | None = None,
-            check: Callable[[], None] | None = None) -> "FailureTrees":
+    def fit(
+        self,
+        features,
+        labels,
+        predictions,
+        classes: Iterable[int] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> FailureTrees:
         """Fit one failure tree per grouping and class.
 
         ``features``: float matrix [N, D] or the path of a ``.npy`` file holding one (read in
@@ -527,11 +590,11 @@ class FailureTrees(BaseEstimator):
         labels or predictions); ``progress(stage, done, total)`` reports the finished groups of
         stage ``"trees"``; ``check()`` is called between blocks and may raise to cancel.
 
-        Only rows of the analysed groups are read; a NaN or Inf among them raises ValueError
-        naming the first such row and column. Input errors (shapes, dtypes, unknown classes,
-        parameters) raise ValueError before any work starts.
+        Only rows of the analysed groups are read; a NaN or Inf among them raises InvalidData
+        (a ValueError) naming the first such row and column. Input errors (shapes, dtypes:
+        InvalidData; unknown classes, parameters: InvalidArgument) raise before any work starts.
         """
-        p = self._checked_params()
+        p = self.validate_params()
         source, shape, _ = self._checked_source(features)
         n_rows = shape[0]
         labels = self._checked_targets(labels, "labels", n_rows)
@@ -543,12 +606,13 @@ class FailureTrees(BaseEstimator):
             try:
                 wanted = np.unique(np.asarray(list(classes), dtype=np.int64))
             except (TypeError, ValueError, OverflowError) as exc:
-                raise ValueError(f"classes must be integer class indices: {exc}") from None
+                raise InvalidArgument(f"classes must be integer class indices: {exc}", field="classes") from None
             unknown = np.setdiff1d(wanted, present)
             if unknown.size:
                 shown = ", ".join(str(int(c)) for c in unknown[:10]) + (" ..." if unknown.size > 10 else "")
-                raise ValueError(f"classes {shown} occur neither in labels nor in predictions: "
-                                 "pass only classes present in the data")
+                raise InvalidArgument(
+                    f"classes {shown} occur neither in labels nor in predictions: pass only classes present in the data", field="classes"
+                )
         if check:
             check()
 
@@ -569,8 +633,15 @@ class FailureTrees(BaseEstimator):
 
         context = dict(labels=labels, predictions=predictions, holdout=holdout, params=p)
         results = classwise.map_groups(
-            _fit_group, source, groups, context, n_jobs=p["n_jobs"], block_bytes=p["block_bytes"],
-            progress=(lambda done, total: progress("trees", done, total)) if progress else None, check=check)
+            _fit_group,
+            source,
+            groups,
+            context,
+            n_jobs=p["n_jobs"],
+            block_bytes=p["block_bytes"],
+            progress=(lambda done, total: progress("trees", done, total)) if progress else None,
+            check=check,
+        )
         bad = [r for r in results.values() if isinstance(r, _NonFinite)]
         if bad:
             first = min(bad, key=lambda b: (b.row, b.column))
@@ -609,8 +680,7 @@ class FailureTrees(BaseEstimator):
         for g in p["groupings"]:
             mine = [t for t in trees if t.grouping == g]
             self.valid_leaf_fraction_[g] = sum(t.has_valid_leaf for t in mine) / len(mine) if mine else 0.0
-            top_valid = [bool(t.leaves) and max(t.leaves, key=lambda lf: (lf.importance, -lf.leaf_id)).valid
-                         for t in mine]
+            top_valid = [bool(t.leaves) and max(t.leaves, key=lambda lf: (lf.importance, -lf.leaf_id)).valid for t in mine]
             self.top_leaf_valid_fraction_[g] = sum(top_valid) / len(mine) if mine else 0.0
         return self
 
@@ -619,11 +689,12 @@ class FailureTrees(BaseEstimator):
     def _rows(tree: ClassTree, X_rows) -> np.ndarray:
         X = np.asarray(X_rows)
         if X.ndim != 2:
-            raise ValueError(f"X_rows must be a 2-D [rows, features] matrix, got shape {X.shape}")
+            raise InvalidData(f"X_rows must be a 2-D [rows, features] matrix, got shape {X.shape}")
         needed = max(tree.node_feature, default=-1) + 1
         if X.shape[1] < needed:
-            raise ValueError(f"X_rows has {X.shape[1]} feature columns but the tree splits on feature {needed - 1}: "
-                             "pass rows with all original feature columns")
+            raise InvalidData(
+                f"X_rows has {X.shape[1]} feature columns but the tree splits on feature {needed - 1}: pass rows with all original feature columns"
+            )
         return X
 
     @staticmethod

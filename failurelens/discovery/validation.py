@@ -9,7 +9,7 @@ Benjamini–Hochberg control of the false discovery rate across all slices of a 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
@@ -66,8 +66,13 @@ def slice_stats(in_slice: np.ndarray, wrong: np.ndarray) -> HoldoutStats:
     if n > 0 and rest_n > 0:
         p = float(stats.fisher_exact([[e, n - e], [rest_e, rest_n - rest_e]], alternative="greater")[1])
     return HoldoutStats(
-        n=n, errors=e, error_rate=e / n if n else 0.0, error_coverage=e / total_errors if total_errors else 0.0,
-        accuracy=1.0 - e / n if n else 0.0, p_value=p, q_value=p,
+        n=n,
+        errors=e,
+        error_rate=e / n if n else 0.0,
+        error_coverage=e / total_errors if total_errors else 0.0,
+        accuracy=1.0 - e / n if n else 0.0,
+        p_value=p,
+        q_value=p,
     )
 
 

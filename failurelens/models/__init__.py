@@ -1,6 +1,6 @@
 """Export real, full-size models to the ONNX contract the registry accepts.
 
-See :mod:`failurelens.models.export` (the library) and :mod:`failurelens.models.export_cli`
+See :mod:`failurelens.models.export` (the library) and :mod:`failurelens.cli.export`
 (``failurelens model export ...``). Importing this package is cheap: torch, open_clip and timm
 are imported by the export functions, not here.
 """

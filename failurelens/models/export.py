@@ -55,8 +55,9 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -181,10 +182,7 @@ class ExportResult:
             lines.append(f"  logit_scale {self.metadata['logit_scale']} (embeddings are NOT normalised in the graph)")
         lines.append(
             f"  parity torch vs onnxruntime: max abs diff {self.max_abs_diff:.3g} (tolerance {self.tolerance:g}; "
-            + ", ".join(
-                f"{k} {v:.2g}" + (f" of max |y| {self.magnitudes[k]:.3g}" if k in self.magnitudes else "")
-                for k, v in self.diffs.items()
-            )
+            + ", ".join(f"{k} {v:.2g}" + (f" of max |y| {self.magnitudes[k]:.3g}" if k in self.magnitudes else "") for k, v in self.diffs.items())
             + ")"
         )
         return "\n".join(lines)
@@ -216,7 +214,7 @@ def load_checkpoint_file(path: str | os.PathLike[str]) -> Any:
         return load_file(str(p), device="cpu")
     try:
         return torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - UnpicklingError, RuntimeError (not a zip/pickle), ...
+    except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ExportError(
             f"cannot read checkpoint {str(p)!r} with torch.load(weights_only=True): {first}. Only tensors, dicts, "
@@ -256,7 +254,7 @@ def _unwrap_state_dict(obj: Any, what: str) -> dict[str, torch.Tensor]:
         )
     sd = dict(sd)
     while sd and all(k.startswith("module.") for k in sd):  # DataParallel / DDP
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
@@ -325,7 +323,7 @@ def _to_onnx(
                 export_params=True,
                 dynamo=False,
             )
-        except Exception as e:  # noqa: BLE001 - exporter errors come in many types
+        except Exception as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ExportError(f"torch.onnx.export failed ({type(e).__name__}): {first}") from e
     # Append the metadata as a second serialized ModelProto: protobuf merges concatenated messages
@@ -371,11 +369,9 @@ def _parity(
     names = list(reference)
     try:
         got = dict(zip(names, sess.run(names, {feed[0]: feed[1]})))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ParityError(
-            f"{label}: onnxruntime cannot run the exported graph on a batch of {feed[1].shape[0]}: {first}"
-        ) from None
+        raise ParityError(f"{label}: onnxruntime cannot run the exported graph on a batch of {feed[1].shape[0]}: {first}") from None
     finally:
         del sess
     diffs: dict[str, float] = {}
@@ -408,7 +404,7 @@ def _parity(
                     "further from float64 than torch's own float32 output, the difference is float32 rounding "
                     "(deep networks amplify it), not an export error: pass a larger tolerance (--tolerance)."
                 )
-            except Exception:  # noqa: BLE001 - some models do not run in float64
+            except Exception:
                 pass
         raise ParityError(
             f"torch vs onnxruntime parity failed: max abs diff {bad} >= tolerance {tolerance:g} (output magnitudes "
@@ -447,10 +443,7 @@ def _inspect_and_fix_dims(data: bytes, ref: Mapping[str, np.ndarray]) -> tuple[b
     from failurelens.data.onnx_models import inspect_onnx
 
     sig = inspect_onnx(data)
-    todo = {
-        t.name for t in sig.outputs
-        if t.name in ref and (t.shape is None or len(t.shape) != ref[t.name].ndim or any(d < 0 for d in t.shape[1:]))
-    }
+    todo = {t.name for t in sig.outputs if t.name in ref and (t.shape is None or len(t.shape) != ref[t.name].ndim or any(d < 0 for d in t.shape[1:]))}
     if not todo:
         return data, sig
     model = onnx.load_model_from_string(data)
@@ -590,7 +583,7 @@ def load_robust_resnet50(checkpoint_path: str | os.PathLike[str]) -> tuple[nn.Mo
     sd_in = raw.get("model") if isinstance(raw, Mapping) and _is_tensor_mapping(raw.get("model")) else raw
     if _is_tensor_mapping(sd_in) and any(k.startswith((_ROBUST_MODEL, _ROBUST_ATTACKER)) for k in sd_in):
         prefix = _ROBUST_MODEL if any(k.startswith(_ROBUST_MODEL) for k in sd_in) else _ROBUST_ATTACKER
-        sd = {k[len(prefix):]: v for k, v in sd_in.items() if k.startswith(prefix)}
+        sd = {k[len(prefix) :]: v for k, v in sd_in.items() if k.startswith(prefix)}
         nm, ns = sd_in.get(_ROBUST_NORMALIZER + "new_mean"), sd_in.get(_ROBUST_NORMALIZER + "new_std")
         if nm is None or ns is None:
             nm = sd_in.get("module.attacker.normalizer.new_mean")
@@ -727,8 +720,16 @@ def export_robust_resnet50(
         "failurelens.checkpoint_mean": json.dumps(list(mean)),
         "failurelens.checkpoint_std": json.dumps(list(std)),
     }
-    res = export_feature_extractor(wrapper, out_path, preprocessing=pp, source=f"resnet50 ({info['format']} checkpoint {Path(checkpoint_path).name})",
-                                   metadata=extra, opset=opset, seed=seed, tolerance=tolerance)
+    res = export_feature_extractor(
+        wrapper,
+        out_path,
+        preprocessing=pp,
+        source=f"resnet50 ({info['format']} checkpoint {Path(checkpoint_path).name})",
+        metadata=extra,
+        opset=opset,
+        seed=seed,
+        tolerance=tolerance,
+    )
     res.dims.update({k: v for k, v in info.items() if k in ("num_classes", "epoch")})
     return dataclasses.replace(res, seconds=time.monotonic() - t0)
 
@@ -838,9 +839,7 @@ def _resolve_open_clip_config(
             raise ExportError(f"open_clip model config for {model_name!r} lacks {missing}; it needs embed_dim, vision_cfg, text_cfg")
         folder = tmp / "open_clip_cfg"
         folder.mkdir()
-        (folder / "open_clip_config.json").write_text(
-            json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}), encoding="utf-8"
-        )
+        (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}), encoding="utf-8")
         return f"local-dir:{folder}", model_cfg
     cfg = open_clip.get_model_config(model_name)
     if cfg is None:
@@ -952,10 +951,8 @@ def export_open_clip(
                     if checkpoint_path is not None:
                         open_clip.load_checkpoint(model, str(checkpoint_path), strict=True, weights_only=True)
                 else:
-                    model = open_clip.create_model(
-                        create_name, pretrained=str(checkpoint_path) if checkpoint_path is not None else None, **kwargs
-                    )
-            except Exception as e:  # noqa: BLE001 - key mismatches, unpickling refusals, bad configs
+                    model = open_clip.create_model(create_name, pretrained=str(checkpoint_path) if checkpoint_path is not None else None, **kwargs)
+            except Exception as e:
                 first = " ".join(line.strip() for line in str(e).strip().splitlines())[:400] or type(e).__name__
                 raise ExportError(
                     f"cannot build open_clip {model_name!r}"
@@ -1005,9 +1002,7 @@ def export_open_clip(
     data = _to_onnx(txt, _clip_token_batch(TRACE_BATCH, context_length, seed), "input_ids", ["embeddings"], md_txt, opset)
     ids = _clip_token_batch(PARITY_BATCH, context_length, seed + 1)
     ref = _torch_outputs(txt, ids, ["embeddings"])
-    diffs.update(
-        _parity("text", data, ("input_ids", ids.numpy()), ref, tolerance, _float64_outputs(txt, ids, ["embeddings"]), mags)
-    )
+    diffs.update(_parity("text", data, ("input_ids", ids.numpy()), ref, tolerance, _float64_outputs(txt, ids, ["embeddings"]), mags))
     data, sig = _inspect_and_fix_dims(data, ref)
     te = validate_text_encoder(sig)
     if te.context_length != context_length or te.embedding_dim != ie.embedding_dim:
@@ -1166,12 +1161,16 @@ def _torchvision_preprocessing(name: str, hw: tuple[int, int] | None) -> Preproc
         resize = int(t.resize_size[0])
         mean, std = tuple(float(v) for v in t.mean), tuple(float(v) for v in t.std)
         interp = "bicubic" if "BICUBIC" in str(t.interpolation).upper() else "bilinear"
-    except Exception:  # noqa: BLE001 - models without weights / other transform classes
+    except Exception:
         pass
     size = hw or (crop, crop)
     return Preprocessing(
-        input_size=size, mean=mean, std=std, resize="shorter_side_center_crop",
-        crop_pct=min(1.0, crop / resize), interpolation=interp,
+        input_size=size,
+        mean=mean,
+        std=std,
+        resize="shorter_side_center_crop",
+        crop_pct=min(1.0, crop / resize),
+        interpolation=interp,
     )
 
 
@@ -1248,7 +1247,7 @@ def build_classifier(
             raise ExportError(f"model {spec!r}: unknown library {lib!r}; use 'torchvision:NAME' or 'timm:NAME'")
         try:
             net = make(**({"num_classes": int(num_classes)} if num_classes is not None else {}))
-        except Exception as e:  # noqa: BLE001 - unknown timm names, bad kwargs
+        except Exception as e:
             raise ExportError(f"cannot build {spec}: {type(e).__name__}: {e}") from e
         if num_classes is None and checkpoint_path is not None:
             # the head size comes from the checkpoint (e.g. fc.weight [10, 512] -> 10 classes)
@@ -1280,7 +1279,7 @@ def build_classifier(
     with _export_mode():
         try:
             ref = net(probe_x)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise ExportError(f"the model fails on a batch of {list(probe_x.shape)}: {type(e).__name__}: {e}") from e
     if isinstance(ref, (tuple, list)) and len(ref) >= 2 and all(isinstance(t, torch.Tensor) for t in ref[:2]) and head is None:
         return net, _TupleClassifier(net).eval(), pp, "tuple"
@@ -1297,7 +1296,7 @@ def build_classifier(
                 logits, feats = wrapper(probe_x)
             if logits.shape == ref.shape and torch.allclose(logits, ref, rtol=1e-4, atol=1e-5) and feats.dim() == 2:
                 return net, wrapper, pp, family
-        except Exception:  # noqa: BLE001 - distilled heads (tuple classifiers) etc.: fall back to the tap
+        except Exception:
             pass
         log.info("timm pre_logits path does not reproduce the model's logits; tapping the final linear layer")
     head_name = _find_head(net, int(ref.shape[1]) if head is None else None, head)
@@ -1338,9 +1337,7 @@ def _out_features(m: nn.Module) -> int | None:
 
 
 def _is_timm_model(net: nn.Module) -> bool:
-    return all(hasattr(net, a) for a in ("forward_features", "forward_head", "get_classifier")) and type(
-        net
-    ).__module__.startswith("timm.")
+    return all(hasattr(net, a) for a in ("forward_features", "forward_head", "get_classifier")) and type(net).__module__.startswith("timm.")
 
 
 def export_classifier(
@@ -1373,9 +1370,7 @@ def export_classifier(
     if out_path is None:
         raise TypeError("export_classifier needs out_path (the .onnx file to write)")
     t0 = time.monotonic()
-    net, wrapper, pp, family = build_classifier(
-        model, checkpoint_path, num_classes, input_size=input_size, head=head, seed=seed
-    )
+    net, wrapper, pp, family = build_classifier(model, checkpoint_path, num_classes, input_size=input_size, head=head, seed=seed)
     if preprocessing is not None:
         pp = preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing(**dict(preprocessing))
         if input_size and tuple(pp.input_size) != tuple(int(v) for v in input_size):
@@ -1398,9 +1393,7 @@ def export_classifier(
             original = net(x)  # logits must equal the unwrapped model's output
         ref["logits"] = (original[0] if isinstance(original, (tuple, list)) else original).float().numpy()
         mags: dict[str, float] = {}
-        diffs = _parity(
-            "model", data, ("images", x.numpy()), ref, tolerance, _float64_outputs(wrapper, x, names), mags
-        )
+        diffs = _parity("model", data, ("images", x.numpy()), ref, tolerance, _float64_outputs(wrapper, x, names), mags)
     finally:
         _untap(net)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,23 +31,35 @@ def to_unit(x_uint8: np.ndarray) -> torch.Tensor:
 
 def _batches(n: int, batch: int, gen: torch.Generator | None) -> list[torch.Tensor]:
     idx = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
-    return [idx[s:s + batch] for s in range(0, n, batch)]
+    return [idx[s : s + batch] for s in range(0, n, batch)]
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x_uint8: np.ndarray, batch: int = 256, head: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+def predict(
+    model: nn.Module, x_uint8: np.ndarray, batch: int = 256, head: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
+) -> np.ndarray:
     """Logits (or ``head(model, x)``) for uint8 images, in eval mode; ``model`` takes [0,1] images."""
     model.eval()
     outs = []
     for s in range(0, len(x_uint8), batch):
-        xb = to_unit(x_uint8[s:s + batch])
+        xb = to_unit(x_uint8[s : s + batch])
         out = head(model, xb) if head is not None else model(xb)[0]
         outs.append(out.numpy())
     return np.concatenate(outs) if outs else np.zeros((0,))
 
 
-def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float = 2e-3, batch: int = 128,
-                     weight_decay: float = 5e-4, seed: int = 0, log: Log = print) -> nn.Module:
+def train_classifier(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    lr: float = 2e-3,
+    batch: int = 128,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    log: Log = print,
+) -> nn.Module:
     """Adam + cosine schedule; ``model`` takes [0,1] images and returns (logits, ...)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -72,8 +84,15 @@ def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: 
     return model.eval()
 
 
-def pgd_l2(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float, steps: int, step_size: float | None = None,
-           random_start: bool = True, gen: torch.Generator | None = None) -> torch.Tensor:
+def pgd_l2(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    eps: float,
+    steps: int,
+    step_size: float | None = None,
+    random_start: bool = True,
+    gen: torch.Generator | None = None,
+) -> torch.Tensor:
     """L2-bounded PGD maximising ``loss_fn(x_adv)`` for images ``x`` in [0,1]; returns x_adv."""
     step_size = step_size if step_size is not None else 2.5 * eps / max(1, steps)
     delta = torch.zeros_like(x)
@@ -107,8 +126,14 @@ class RobustConfig:
     seed: int = 0
 
 
-def train_robust(model: nn.Module, heads: Callable[[torch.Tensor], Mapping[str, torch.Tensor]], x: np.ndarray,
-                 targets: Mapping[str, np.ndarray], cfg: RobustConfig, log: Log = print) -> nn.Module:
+def train_robust(
+    model: nn.Module,
+    heads: Callable[[torch.Tensor], Mapping[str, torch.Tensor]],
+    x: np.ndarray,
+    targets: Mapping[str, np.ndarray],
+    cfg: RobustConfig,
+    log: Log = print,
+) -> nn.Module:
     """Adversarial training: each batch is replaced by its L2-PGD adversary against the summed head
     losses (after ``cfg.clean_epochs`` warm-up epochs on clean images)."""
     torch.manual_seed(cfg.seed)
@@ -150,8 +175,16 @@ def train_robust(model: nn.Module, heads: Callable[[torch.Tensor], Mapping[str, 
     return model.eval()
 
 
-def robust_accuracy(heads: Callable[[torch.Tensor], Mapping[str, torch.Tensor]], model: nn.Module, x: np.ndarray, targets: Mapping[str, np.ndarray],
-                    eps: float, steps: int, batch: int = 256, seed: int = 0) -> dict[str, dict[str, float]]:
+def robust_accuracy(
+    heads: Callable[[torch.Tensor], Mapping[str, torch.Tensor]],
+    model: nn.Module,
+    x: np.ndarray,
+    targets: Mapping[str, np.ndarray],
+    eps: float,
+    steps: int,
+    batch: int = 256,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
     """Clean and adversarial (L2 PGD, ``steps`` steps, radius ``eps``) accuracy per head."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -160,7 +193,7 @@ def robust_accuracy(heads: Callable[[torch.Tensor], Mapping[str, torch.Tensor]],
     adv = {k: 0 for k in ts}
     for s in range(0, len(x), batch):
         idx = torch.arange(s, min(len(x), s + batch))
-        xb = to_unit(x[s:s + batch])
+        xb = to_unit(x[s : s + batch])
         with torch.no_grad():
             out = heads(xb)
         for k in ts:
@@ -173,9 +206,21 @@ def robust_accuracy(heads: Callable[[torch.Tensor], Mapping[str, torch.Tensor]],
     return {k: {"clean": clean[k] / n, "adversarial": adv[k] / n} for k in ts}
 
 
-def train_clip(model: nn.Module, tokenize: Callable[[Sequence[str]], torch.Tensor], x: np.ndarray, captions: Sequence[str], *,
-               mean: Sequence[float], std: Sequence[float], epochs: int, lr: float = 1e-3, batch: int = 256, seed: int = 0,
-               weight_decay: float = 0.1, log: Log = print) -> nn.Module:
+def train_clip(
+    model: nn.Module,
+    tokenize: Callable[[Sequence[str]], torch.Tensor],
+    x: np.ndarray,
+    captions: Sequence[str],
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    epochs: int,
+    lr: float = 1e-3,
+    batch: int = 256,
+    seed: int = 0,
+    weight_decay: float = 0.1,
+    log: Log = print,
+) -> nn.Module:
     """Symmetric InfoNCE on (image, caption) pairs, open_clip's ``model(image, text)`` outputs."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -86,23 +87,31 @@ def slice_table(world: Any, df: Any, preds: np.ndarray) -> list[dict[str, Any]]:
         if bias.color:
             common &= (df["color"] == bias.color).to_numpy()
         mask = planted_slice_mask(df, s)
-        rows.append({
-            "slice": s.name, "class": cls, "attribute": s.attribute, "value": s.value,
-            "n": int(mask.sum()), "accuracy": float(correct[mask].mean()),
-            "common_n": int(common.sum()), "common_accuracy": float(correct[common].mean()),
-            "gap_pts": 100.0 * float(correct[common].mean() - correct[mask].mean()),
-        })
+        rows.append(
+            {
+                "slice": s.name,
+                "class": cls,
+                "attribute": s.attribute,
+                "value": s.value,
+                "n": int(mask.sum()),
+                "accuracy": float(correct[mask].mean()),
+                "common_n": int(common.sum()),
+                "common_accuracy": float(correct[common].mean()),
+                "gap_pts": 100.0 * float(correct[common].mean() - correct[mask].mean()),
+            }
+        )
     return rows
 
 
-def _inspected_net(family: str, width: Any, num_classes: int):  # noqa: ANN202
+def _inspected_net(family: str, width: Any, num_classes: int):
     from failurelens.models.world_nets import ConvNet, TinyResNet
 
     return ConvNet(num_classes, width) if family == "convnet" else TinyResNet(num_classes, tuple(width))
 
 
-def train_all(world_dir: str | Path, repo: str | Path, settings: TrainSettings = TrainSettings(), log: Log = print,
-              only: Sequence[str] = ()) -> dict[str, Any]:
+def train_all(
+    world_dir: str | Path, repo: str | Path, settings: TrainSettings = TrainSettings(), log: Log = print, only: Sequence[str] = ()
+) -> dict[str, Any]:
     """Train every world model, export into ``repo``, write ``repo/world_models.json``; returns it."""
     import torch
 
@@ -134,7 +143,9 @@ def train_all(world_dir: str | Path, repo: str | Path, settings: TrainSettings =
         torch.manual_seed(seed)
         net = _inspected_net(family, width, len(classes))
         x, df = data["train"]
-        train_classifier(Normalized(net, WORLD_MEAN, WORLD_STD), x, _codes(df["label"], classes), epochs=settings.inspected_epochs, seed=seed, log=log)
+        train_classifier(
+            Normalized(net, WORLD_MEAN, WORLD_STD), x, _codes(df["label"], classes), epochs=settings.inspected_epochs, seed=seed, log=log
+        )
         metrics = {}
         for split in ("train", "val", "test"):
             xs, ds = data[split]
@@ -145,37 +156,78 @@ def train_all(world_dir: str | Path, repo: str | Path, settings: TrainSettings =
         metrics["min_rare_slice_gap_pts"] = min(r["gap_pts"] for r in metrics["slices"])
         res = _export_classifier(net, repo, name, pp)
         _save_weights(net, repo / name)
-        manifest["models"][name] = {"kind": "classifier", "family": family, "seed": seed, "class_names": classes,
-                                    "preprocessing": pp.to_dict(), "onnx": str(res), "metrics": metrics,
-                                    "train_seconds": round(time.monotonic() - t0, 1)}
+        manifest["models"][name] = {
+            "kind": "classifier",
+            "family": family,
+            "seed": seed,
+            "class_names": classes,
+            "preprocessing": pp.to_dict(),
+            "onnx": str(res),
+            "metrics": metrics,
+            "train_seconds": round(time.monotonic() - t0, 1),
+        }
         log(f"  {name}: test accuracy {metrics['test_accuracy']:.3f}, smallest rare-slice gap {metrics['min_rare_slice_gap_pts']:.1f} pts")
         _write(manifest_path, manifest)
 
     if want(ROBUST_NAME):
-        log(f"adversarially training the robust feature extractor {ROBUST_NAME} (L2 PGD eps {settings.robust_eps}, {settings.robust_steps} steps) on balanced ...")
+        log(
+            f"adversarially training the robust feature extractor {ROBUST_NAME} (L2 PGD eps {settings.robust_eps}, {settings.robust_steps} steps) on balanced ..."
+        )
         t0 = time.monotonic()
         torch.manual_seed(0)
         cfg = world.config
         net = RobustResNet(len(classes), len(cfg.backgrounds), len(cfg.colors))
         wrapped = Normalized(net, WORLD_MEAN, WORLD_STD)
 
-        def heads(z):  # noqa: ANN001, ANN202
+        def heads(z):
             return wrapped.model.head_logits((z - wrapped.mean) / wrapped.std)
 
-        def targets(df):  # noqa: ANN001, ANN202
-            return {"class": _codes(df["label"], classes), "background": _codes(df["background"], cfg.backgrounds), "color": _codes(df["color"], cfg.colors)}
+        def targets(df):
+            return {
+                "class": _codes(df["label"], classes),
+                "background": _codes(df["background"], cfg.backgrounds),
+                "color": _codes(df["color"], cfg.colors),
+            }
 
         xb, db = data["balanced"]
-        train_robust(wrapped, heads, xb, targets(db), RobustConfig(eps=settings.robust_eps, steps=settings.robust_steps, epochs=settings.robust_epochs, clean_epochs=settings.robust_clean_epochs, batch=64), log=log)
+        train_robust(
+            wrapped,
+            heads,
+            xb,
+            targets(db),
+            RobustConfig(
+                eps=settings.robust_eps,
+                steps=settings.robust_steps,
+                epochs=settings.robust_epochs,
+                clean_epochs=settings.robust_clean_epochs,
+                batch=64,
+            ),
+            log=log,
+        )
         xt, dt = data["test"]
         k = min(settings.eval_robust_images, len(xt))
-        acc = robust_accuracy(heads, wrapped, xt[:k], {n: v[:k] for n, v in targets(dt).items()}, eps=settings.robust_eps, steps=settings.eval_attack_steps)
+        acc = robust_accuracy(
+            heads, wrapped, xt[:k], {n: v[:k] for n, v in targets(dt).items()}, eps=settings.robust_eps, steps=settings.eval_attack_steps
+        )
         res = _export_feature_extractor(net, repo, ROBUST_NAME, pp)
         _save_weights(net, repo / ROBUST_NAME)
-        manifest["models"][ROBUST_NAME] = {"kind": "feature_extractor", "preprocessing": pp.to_dict(), "onnx": str(res),
-                                           "attack": {"norm": "L2", "eps": settings.robust_eps, "train_steps": settings.robust_steps, "clean_warmup_epochs": settings.robust_clean_epochs, "epochs": settings.robust_epochs,
-                                                      "eval_steps": settings.eval_attack_steps, "eval_images": k, "pixel_range": [0, 1]},
-                                           "metrics": acc, "train_seconds": round(time.monotonic() - t0, 1)}
+        manifest["models"][ROBUST_NAME] = {
+            "kind": "feature_extractor",
+            "preprocessing": pp.to_dict(),
+            "onnx": str(res),
+            "attack": {
+                "norm": "L2",
+                "eps": settings.robust_eps,
+                "train_steps": settings.robust_steps,
+                "clean_warmup_epochs": settings.robust_clean_epochs,
+                "epochs": settings.robust_epochs,
+                "eval_steps": settings.eval_attack_steps,
+                "eval_images": k,
+                "pixel_range": [0, 1],
+            },
+            "metrics": acc,
+            "train_seconds": round(time.monotonic() - t0, 1),
+        }
         log(f"  {ROBUST_NAME}: " + ", ".join(f"{h} clean {a['clean']:.3f} adv {a['adversarial']:.3f}" for h, a in acc.items()))
         _write(manifest_path, manifest)
 
@@ -291,7 +343,7 @@ def ensemble(text_emb: np.ndarray, groups: list[list[str]]) -> np.ndarray:
     t = text_emb / np.linalg.norm(text_emb, axis=1, keepdims=True)
     out, i = [], 0
     for g in groups:
-        out.append(t[i:i + len(g)].mean(0))
+        out.append(t[i : i + len(g)].mean(0))
         i += len(g)
     return np.stack(out)
 
@@ -336,20 +388,32 @@ def _train_and_export_clip(world: Any, data: dict[str, Any], repo: Path, setting
     from failurelens.models.training import to_unit
 
     with torch.no_grad():
-        img = np.concatenate([model.encode_image((to_unit(xt[s:s + 512]) - m) / sd).numpy() for s in range(0, len(xt), 512)])
+        img = np.concatenate([model.encode_image((to_unit(xt[s : s + 512]) - m) / sd).numpy() for s in range(0, len(xt), 512)])
         txt = {a: ensemble(model.encode_text(torch.from_numpy(tok.encode([p for grp in g for p in grp]))).numpy(), g) for a, g in prompts.items()}
     acc = zero_shot_accuracy(img, txt, dt, world)
     log("  zero-shot accuracy on test: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "world_clip.pt"
         torch.save(model.state_dict(), ckpt)
-        res = export_open_clip(CLIP_NAME, ckpt, tmp, model_config={"model_cfg": cfg, "preprocess_cfg": {"mean": list(WORLD_MEAN), "std": list(WORLD_STD)}})
+        res = export_open_clip(
+            CLIP_NAME, ckpt, tmp, model_config={"model_cfg": cfg, "preprocess_cfg": {"mean": list(WORLD_MEAN), "std": list(WORLD_STD)}}
+        )
         image_folder = _install(repo, f"{CLIP_NAME}__image", Path(res.paths["image"]))
         _save_weights(model, image_folder)
         text_folder = _install(repo, f"{CLIP_NAME}__text", Path(res.paths["text"]))
-    return {"kind": "image_text", "config": cfg, "train_splits": list(settings.clip_splits), "epochs": settings.clip_epochs, "context_length": ctx, "preprocessing": res.preprocessing,
-            "onnx": str((image_folder / "1" / "model.onnx").relative_to(repo)), "text_onnx": str((text_folder / "1" / "model.onnx").relative_to(repo)),
-            "prompt_template": "a photo of a {size} {color} {class} {background phrase}", "metrics": {"zero_shot_accuracy": acc}, "logit_scale": float(model.logit_scale.detach().exp())}
+    return {
+        "kind": "image_text",
+        "config": cfg,
+        "train_splits": list(settings.clip_splits),
+        "epochs": settings.clip_epochs,
+        "context_length": ctx,
+        "preprocessing": res.preprocessing,
+        "onnx": str((image_folder / "1" / "model.onnx").relative_to(repo)),
+        "text_onnx": str((text_folder / "1" / "model.onnx").relative_to(repo)),
+        "prompt_template": "a photo of a {size} {color} {class} {background phrase}",
+        "metrics": {"zero_shot_accuracy": acc},
+        "logit_scale": float(model.logit_scale.detach().exp()),
+    }
 
 
 # ------------------------------------------------------------------------------ reproduction
@@ -357,8 +421,8 @@ def _onnx_run(path: Path, feeds: dict[str, np.ndarray], outputs: list[str], batc
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (name, x), = feeds.items()
-    parts = [sess.run(outputs, {name: x[s:s + batch]}) for s in range(0, len(x), batch)]
+    ((name, x),) = feeds.items()
+    parts = [sess.run(outputs, {name: x[s : s + batch]}) for s in range(0, len(x), batch)]
     return [np.concatenate([p[i] for p in parts]) for i in range(len(outputs))]
 
 
@@ -401,12 +465,18 @@ def evaluate_committed(world_dir: str | Path, repo: str | Path, log: Log = print
             net = load_weights(build_net(name, entry, cfg), repo / name)
             wrapped = Normalized(net, WORLD_MEAN, WORLD_STD)
 
-            def heads(z):  # noqa: ANN001, ANN202
+            def heads(z):
                 return wrapped.model.head_logits((z - wrapped.mean) / wrapped.std)
 
-            targets = {"class": _codes(df["label"], world.class_names), "background": _codes(df["background"], cfg.backgrounds), "color": _codes(df["color"], cfg.colors)}
+            targets = {
+                "class": _codes(df["label"], world.class_names),
+                "background": _codes(df["background"], cfg.backgrounds),
+                "color": _codes(df["color"], cfg.colors),
+            }
             if attack:
-                m = robust_accuracy(heads, wrapped, x[:k], {n: v[:k] for n, v in targets.items()}, eps=entry["attack"]["eps"], steps=entry["attack"]["eval_steps"])
+                m = robust_accuracy(
+                    heads, wrapped, x[:k], {n: v[:k] for n, v in targets.items()}, eps=entry["attack"]["eps"], steps=entry["attack"]["eval_steps"]
+                )
             else:
                 m = {}
         else:

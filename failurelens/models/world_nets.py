@@ -32,10 +32,12 @@ class ConvNet(nn.Module):
         super().__init__()
         w = width
         self.body = nn.Sequential(
-            _conv_bn(3, w, stride=2),                   # 32
-            _conv_bn(w, 2 * w), nn.MaxPool2d(2),        # 16
-            _conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),    # 8
-            _conv_bn(4 * w, 4 * w),                     # 8
+            _conv_bn(3, w, stride=2),  # 32
+            _conv_bn(w, 2 * w),
+            nn.MaxPool2d(2),  # 16
+            _conv_bn(2 * w, 4 * w),
+            nn.MaxPool2d(2),  # 8
+            _conv_bn(4 * w, 4 * w),  # 8
         )
         self.head = nn.Linear(4 * w, num_classes)
         self.feature_dim = 4 * w
@@ -95,9 +97,13 @@ class RobustResNet(nn.Module):
         super().__init__()
         self.body, dim = _resnet_trunk(widths, blocks)
         self.feature_dim = dim
-        self.heads = nn.ModuleDict({
-            "class": nn.Linear(dim, num_classes), "background": nn.Linear(dim, num_backgrounds), "color": nn.Linear(dim, num_colors),
-        })
+        self.heads = nn.ModuleDict(
+            {
+                "class": nn.Linear(dim, num_classes),
+                "background": nn.Linear(dim, num_backgrounds),
+                "color": nn.Linear(dim, num_colors),
+            }
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fmap = self.body(x)
@@ -117,7 +123,7 @@ class Normalized(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
-    def forward(self, x: torch.Tensor):  # noqa: ANN201
+    def forward(self, x: torch.Tensor):
         return self.model((x - self.mean) / self.std)
 
 

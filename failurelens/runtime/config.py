@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 @dataclasses.dataclass
@@ -32,7 +32,7 @@ class ServiceConfig:
     discovery_jobs: int = 0  # worker processes for per-class discovery fitting (0: all cores)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "ServiceConfig":
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServiceConfig:
         env = os.environ if environ is None else environ
         cfg = cls()
         for f in dataclasses.fields(cls):
@@ -44,7 +44,7 @@ class ServiceConfig:
         return cfg
 
     @classmethod
-    def from_args(cls, argv: Sequence[str] | None = None, prog: str | None = None) -> "ServiceConfig":
+    def from_args(cls, argv: Sequence[str] | None = None, prog: str | None = None) -> ServiceConfig:
         cfg = cls.from_env()
         ap = argparse.ArgumentParser(prog=prog, description="failurelens service (every flag also reads FAILURELENS_<NAME>)")
         for f in dataclasses.fields(cls):
@@ -56,7 +56,7 @@ class ServiceConfig:
         return Path(self.triton_repository) if self.triton_repository else Path(self.state_dir) / "triton_repository"
 
 
-def _argtype(t: object):  # noqa: ANN202
+def _argtype(t: object):
     return {"int": int, "float": float}.get(str(t), str)
 
 

@@ -15,13 +15,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
 
-from failurelens.runtime import errors
+from failurelens import errors
+from failurelens.runtime import status
 from failurelens.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,11 @@ class JobContext:
         self.check()
         now = time.monotonic()
         p = common_pb2.Progress(
-            job_id=self.job_id, stage=stage, done=int(done), total=int(total), message=message,
+            job_id=self.job_id,
+            stage=stage,
+            done=int(done),
+            total=int(total),
+            message=message,
             elapsed_seconds=now - self._record.started,
         )
         self._record.job.progress.CopyFrom(p)
@@ -90,14 +96,15 @@ class JobRegistry(jobs_pb2_grpc.JobsServicer):
 
     def __init__(self, service: str, max_workers: int = 4) -> None:
         self.service = service
-        self._jobs: "OrderedDict[str, _JobRecord]" = OrderedDict()
+        self._jobs: OrderedDict[str, _JobRecord] = OrderedDict()
         self._lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{service}-job")
 
     # --- running jobs -----------------------------------------------------------------------
     def _start(self, method: str) -> _JobRecord:
-        job = common_pb2.Job(job_id=uuid.uuid4().hex[:16], service=self.service, method=method,
-                             state=common_pb2.JOB_STATE_RUNNING, started_at=_now_ts())
+        job = common_pb2.Job(
+            job_id=uuid.uuid4().hex[:16], service=self.service, method=method, state=common_pb2.JOB_STATE_RUNNING, started_at=_now_ts()
+        )
         rec = _JobRecord(job=job, cancel=threading.Event(), started=time.monotonic())
         with self._lock:
             self._jobs[job.job_id] = rec
@@ -106,14 +113,14 @@ class JobRegistry(jobs_pb2_grpc.JobsServicer):
                 del self._jobs[k]
         return rec
 
-    def _finish(self, rec: _JobRecord, state: int, exc: BaseException | None = None, result_id: str = "") -> None:
+    def _finish(self, rec: _JobRecord, state: common_pb2.JobState, exc: BaseException | None = None, result_id: str = "") -> None:
         rec.job.state = state
         rec.job.finished_at.CopyFrom(_now_ts())
         if result_id:
             rec.job.result_id = result_id
         if exc is not None:
-            code, message, _ = errors.to_status(exc)
-            rec.job.error.CopyFrom(common_pb2.JobError(code=code.name, message=message))
+            message = str(exc) if isinstance(exc, errors.Error) else "internal error; see the server log"
+            rec.job.error.CopyFrom(common_pb2.JobError(code=status.code_name(exc), message=message))
 
     async def stream(
         self,
@@ -130,13 +137,17 @@ class JobRegistry(jobs_pb2_grpc.JobsServicer):
         queue: asyncio.Queue[common_pb2.Progress] = asyncio.Queue()
         rem = context.time_remaining()
         deadline = None if rem is None else time.monotonic() + rem
-        jctx = JobContext(rec, deadline, lambda p: loop.call_soon_threadsafe(queue.put_nowait, p))
+
+        def emit(p: common_pb2.Progress) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, p)
+
+        jctx = JobContext(rec, deadline, emit)
         fut = loop.run_in_executor(self.executor, work, jctx)
         getter: asyncio.Future[common_pb2.Progress] | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({fut, getter}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({fut, getter}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
                 if getter in done:
                     yield progress_update(getter.result())
                     continue
@@ -149,7 +160,8 @@ class JobRegistry(jobs_pb2_grpc.JobsServicer):
             rec.cancel.set()
             self._finish(rec, common_pb2.JOB_STATE_CANCELLED, errors.Cancelled("the client cancelled the call or its deadline passed"))
             raise
-        except errors.Cancelled as exc:
+        except (errors.Cancelled, errors.DeadlineExceeded) as exc:
+            # the job stopped because it was told to (cancelled, or its deadline passed)
             self._finish(rec, common_pb2.JOB_STATE_CANCELLED, exc)
             raise
         except BaseException as exc:

@@ -2,7 +2,7 @@
 
 ``serve(name, build, config)`` starts an asyncio gRPC server with: the service's servicers, the
 Jobs service, grpc.health.v1 (per-service and overall status), server reflection, explicit
-message-size limits, the auth/metrics/error interceptor, a Prometheus ``/metrics`` endpoint, and
+message-size limits, the metrics, auth and error interceptors, a Prometheus ``/metrics`` endpoint, and
 graceful shutdown on SIGTERM/SIGINT (health NOT_SERVING, stop with grace, cancel leftover jobs).
 """
 
@@ -14,18 +14,19 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
-from google.protobuf.descriptor import ServiceDescriptor
 
-from failurelens.runtime import errors
+from failurelens import errors
 from failurelens.runtime.config import ServiceConfig
-from failurelens.runtime.interceptor import GrpcMetrics, ServiceInterceptor
+from failurelens.runtime.interceptors import GrpcMetrics, interceptors
 from failurelens.runtime.jobs import JobRegistry
 from failurelens.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -59,6 +60,7 @@ def unimplemented(descriptor: ServiceDescriptor, base: type, note: str) -> Any:
     def make(method_name: str, streaming: bool) -> Callable[..., Any]:
         msg = f"{descriptor.full_name}/{method_name} is not implemented yet: {note}"
         if streaming:
+
             async def stream(self: Any, request: Any, context: Any) -> Any:
                 raise errors.Unimplemented(msg)
                 yield  # pragma: no cover - makes this an async generator
@@ -96,15 +98,16 @@ class Server:
             ("grpc.max_send_message_length", cfg.max_send_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        interceptor = ServiceInterceptor(self._metrics, auth_token=cfg.auth_token or None)
-        server = grpc.aio.server(interceptors=[interceptor], options=options)
+        server = grpc.aio.server(interceptors=interceptors(self._metrics, cfg.auth_token), options=options)
         bindings = list(self._build(ServiceContext(self.name, cfg, self.jobs)))
         bindings.append(Binding(self.jobs, jobs_pb2_grpc.add_JobsServicer_to_server, jobs_pb2.DESCRIPTOR.services_by_name["Jobs"]))
         for b in bindings:
             b.add(b.servicer, server)
             self.service_names.append(b.descriptor.full_name)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(self.service_names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+        reflection.enable_server_reflection(
+            self.service_names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        )
         self.port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
         if self.port == 0:
             raise RuntimeError(f"could not bind {cfg.host}:{cfg.port}")

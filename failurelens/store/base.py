@@ -25,24 +25,29 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
+from failurelens import errors
+
 MAX_KEY_LENGTH = 1024  # bytes of UTF-8, as in S3
 MAX_SEGMENT_LENGTH = 255  # bytes; NAME_MAX of common filesystems
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class StoreError(Exception):
-    """Base class of store errors."""
+class StoreError(errors.Internal):
+    """Base class of store errors (a failed write or an unreadable object: INTERNAL)."""
 
 
-class InvalidKeyError(StoreError, ValueError):
+class InvalidKeyError(errors.InvalidArgument, StoreError):
     """The key or URI is not acceptable (``..``, absolute, wrong bucket, ...)."""
 
 
-class ObjectNotFoundError(StoreError, KeyError):
+class ObjectNotFoundError(errors.NotFound, StoreError, KeyError):
     """No object under that key."""
 
+    def __init__(self, message: str = "object not found", *, key: str = "") -> None:
+        super().__init__(message, resource_type="object" if key else "", name=key)
+
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
-        return str(self.args[0]) if self.args else "object not found"
+        return self.message
 
 
 class ReadableStream(Protocol):
@@ -90,9 +95,7 @@ def validate_key(key: str) -> str:
         if part == "":
             raise InvalidKeyError(f"object key {key!r} has an empty segment ('//')")
         if len(part.encode("utf-8")) > MAX_SEGMENT_LENGTH:
-            raise InvalidKeyError(
-                f"object key {key[:40]!r}... has a segment longer than {MAX_SEGMENT_LENGTH} bytes; split it with '/'"
-            )
+            raise InvalidKeyError(f"object key {key[:40]!r}... has a segment longer than {MAX_SEGMENT_LENGTH} bytes; split it with '/'")
     return key
 
 
@@ -151,9 +154,7 @@ class ArtifactStore(abc.ABC):
         """Write ``data`` atomically under ``key`` (replacing any object there)."""
 
     @abc.abstractmethod
-    def put_stream(
-        self, key: str, stream: ReadableStream, length: int = -1, content_type: str = "application/octet-stream"
-    ) -> ObjectInfo:
+    def put_stream(self, key: str, stream: ReadableStream, length: int = -1, content_type: str = "application/octet-stream") -> ObjectInfo:
         """Write a stream of unknown (``-1``) or known length atomically, without buffering it whole."""
 
     @abc.abstractmethod
@@ -163,6 +164,13 @@ class ArtifactStore(abc.ABC):
     def get_bytes(self, key: str) -> bytes:
         with self.open(key) as f:
             return f.read()
+
+    def get_bytes_or_none(self, key: str) -> bytes | None:
+        """The object's bytes, or ``None`` when there is no object under ``key``."""
+        try:
+            return self.get_bytes(key)
+        except ObjectNotFoundError:
+            return None
 
     @abc.abstractmethod
     def stat(self, key: str) -> ObjectInfo:

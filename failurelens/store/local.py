@@ -108,7 +108,7 @@ class LocalStore(ArtifactStore):
         root = self.root.as_posix().rstrip("/") + "/"
         if not path.startswith(root):
             raise InvalidKeyError(f"{uri!r} lies outside this store; its URIs start with {self._root_uri}")
-        key = path[len(root):]
+        key = path[len(root) :]
         validate_key(key)
         return key
 
@@ -151,9 +151,7 @@ class LocalStore(ArtifactStore):
         info = self._write(key, (memoryview(data),))
         return ObjectInfo(key, info.size, info.etag, content_type)
 
-    def put_stream(
-        self, key: str, stream: ReadableStream, length: int = -1, content_type: str = "application/octet-stream"
-    ) -> ObjectInfo:
+    def put_stream(self, key: str, stream: ReadableStream, length: int = -1, content_type: str = "application/octet-stream") -> ObjectInfo:
         self._path(key)  # validate before reading anything
 
         def chunks() -> Iterator[bytes]:

@@ -6,7 +6,7 @@ import builtins
 import io
 import os
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import certifi
 import urllib3
@@ -67,9 +67,7 @@ class S3Store(ArtifactStore):
             ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
             retries=Retry(total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
-        self.client = Minio(
-            endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region, http_client=http
-        )
+        self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region, http_client=http)
         self._prefix = f"s3://{bucket}/"
         if create_bucket:
             self._ensure_bucket(region)
@@ -101,7 +99,7 @@ class S3Store(ArtifactStore):
     def key_from_uri(self, uri: str) -> str:
         if not isinstance(uri, str) or not uri.startswith(self._prefix):
             raise InvalidKeyError(f"{uri!r} does not name an object of this store; its URIs start with {self._prefix}")
-        return validate_key(uri[len(self._prefix):])
+        return validate_key(uri[len(self._prefix) :])
 
     # --- writing ----------------------------------------------------------------------------
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
@@ -109,24 +107,32 @@ class S3Store(ArtifactStore):
         data = bytes(data)
         try:
             result = self.client.put_object(
-                self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
-                part_size=self.part_size, num_parallel_uploads=1,
+                self.bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type=content_type,
+                part_size=self.part_size,
+                num_parallel_uploads=1,
             )
         except S3Error as exc:
             raise self._error(exc, key, reading=False) from exc
         return ObjectInfo(key, len(data), result.etag or "", content_type)
 
-    def put_stream(
-        self, key: str, stream: ReadableStream, length: int = -1, content_type: str = "application/octet-stream"
-    ) -> ObjectInfo:
+    def put_stream(self, key: str, stream: ReadableStream, length: int = -1, content_type: str = "application/octet-stream") -> ObjectInfo:
         validate_key(key)
         reader = _FillingReader(stream, length, key)
         try:
             # One part at a time: the SDK's parallel mode queues parts in memory and leaks its
             # worker threads when the source raises.
             result = self.client.put_object(
-                self.bucket, key, reader, length, content_type=content_type,  # type: ignore[arg-type]
-                part_size=self.part_size, num_parallel_uploads=1,
+                self.bucket,
+                key,
+                cast(BinaryIO, reader),
+                length,
+                content_type=content_type,
+                part_size=self.part_size,
+                num_parallel_uploads=1,
             )
         except S3Error as exc:
             raise self._error(exc, key, reading=False) from exc

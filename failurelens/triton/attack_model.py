@@ -190,7 +190,7 @@ class TritonPythonModel:
         for idx, request in enumerate(requests):
             try:
                 rows = self._gather(request)
-            except Exception as exc:  # noqa: BLE001 - reported to the client
+            except Exception as exc:
                 responses[idx] = pb_utils.InferenceResponse(
                     output_tensors=[], error=_error(f"bad request: {exc}", getattr(pb_utils.TritonError, "INVALID_ARG", None))
                 )
@@ -199,12 +199,12 @@ class TritonPythonModel:
         for members in groups.values():
             try:
                 results = self._run(members)
-            except Exception:  # noqa: BLE001 - isolate the failing request(s)
+            except Exception:
                 results = {}
                 for idx, rows in members:
                     try:
                         results.update(self._run([(idx, rows)]))
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         responses[idx] = pb_utils.InferenceResponse(output_tensors=[], error=_error(f"feature attack failed: {exc}"))
             for idx, outputs in results.items():
                 responses[idx] = self._respond(requests[idx], outputs)

@@ -16,34 +16,44 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+from failurelens.errors import Error
+
 __all__ = ["TritonClient", "TritonInferenceError"]
 
 T = TypeVar("T")
 
 
-class TritonInferenceError(RuntimeError):
+class TritonInferenceError(Error):
     """A failed Triton call.
 
     ``code`` is the :class:`grpc.StatusCode` (``grpc.StatusCode.NOT_FOUND``, ...;
     ``UNKNOWN`` for failures raised client-side), ``code_name`` its name (``"NOT_FOUND"``).
-    The constructor accepts either form.
+    The constructor accepts either form. As a failurelens error it stands for UNAVAILABLE or
+    DEADLINE_EXCEEDED when Triton answered so (the caller may retry), else INTERNAL.
     """
 
-    def __init__(self, code: "grpc.StatusCode | str", message: str) -> None:
+    def __init__(self, code: grpc.StatusCode | str, message: str) -> None:
         if isinstance(code, grpc.StatusCode):
             status = code
         else:
             status = getattr(grpc.StatusCode, str(code).rsplit(".", 1)[-1].upper(), grpc.StatusCode.UNKNOWN)
-        super().__init__(f"[{status.name}] {message}")
+        super().__init__(message)
         self.code: grpc.StatusCode = status
-        self.message = message
+
+    def __str__(self) -> str:
+        return f"Triton call failed: [{self.code.name}] {self.message}"
+
+    @property
+    def canonical_code(self) -> str:  # type: ignore[override]
+        return self.code.name if self.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else "INTERNAL"
 
     @property
     def code_name(self) -> str:
@@ -64,7 +74,7 @@ def _code_of(exc: InferenceServerException) -> str:
 class _ShmPool:
     """Reusable system shared-memory regions, one lease per in-flight request."""
 
-    def __init__(self, client: "TritonClient") -> None:
+    def __init__(self, client: TritonClient) -> None:
         self._client = client
         self._lock = threading.Lock()
         self._free: list[tuple[str, Any, int]] = []
@@ -111,7 +121,7 @@ class _ShmPool:
         for _, handle, _ in regions:
             try:
                 shm.destroy_shared_memory_region(handle)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     def close(self) -> None:
@@ -122,11 +132,11 @@ class _ShmPool:
         for name, handle, _ in regions:
             try:
                 self._client._grpc.unregister_system_shared_memory(name, client_timeout=5)
-            except Exception:  # noqa: BLE001 - server may be gone already
+            except Exception:
                 pass
             try:
                 shm.destroy_shared_memory_region(handle)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
 
@@ -298,9 +308,7 @@ class TritonClient:
 
     def inference_statistics(self, name: str = "", version: str = "", timeout_s: float | None = None) -> dict[str, Any]:
         """Triton's per-model statistics (``inference_count``, ``execution_count``, ...)."""
-        return self._call(
-            lambda t: self._grpc.get_inference_statistics(name, version, as_json=True, client_timeout=t), timeout_s
-        )
+        return self._call(lambda t: self._grpc.get_inference_statistics(name, version, as_json=True, client_timeout=t), timeout_s)
 
     def repository_index(self, timeout_s: float | None = None) -> list[dict[str, Any]]:
         res = self._call(lambda t: self._grpc.get_model_repository_index(as_json=True, client_timeout=t), timeout_s)
@@ -311,7 +319,7 @@ class TritonClient:
             self._shm.close()
         self._grpc.close()
 
-    def __enter__(self) -> "TritonClient":
+    def __enter__(self) -> TritonClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -32,9 +32,9 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 __all__ = [
     "TritonInstallation",
@@ -185,7 +185,7 @@ def process_group_members(pgid: int, include_zombies: bool = False) -> list[int]
 
 
 # Strong references: a started server that the caller forgot must still be stopped at exit.
-_LIVE_SERVERS: "set[TritonServer]" = set()
+_LIVE_SERVERS: set[TritonServer] = set()
 
 
 @atexit.register
@@ -314,13 +314,13 @@ class TritonServer:
         benign = ("CudaDriverHelper has not been initialized",)  # logged on every CPU-only start
         return [ln for ln in text.splitlines() if pattern.search(ln) and not any(b in ln for b in benign)][:limit]
 
-    def _start_error(self, message: str) -> "TritonStartError":
+    def _start_error(self, message: str) -> TritonStartError:
         return TritonStartError(message, self.log_tail(40), self._startup_error_lines())
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():
             return ""
-        with open(self.log_path, "r", encoding="utf-8", errors="replace") as fh:
+        with open(self.log_path, encoding="utf-8", errors="replace") as fh:
             return "".join(deque(fh, maxlen=lines))
 
     # ------------------------------------------------------------------ lifecycle
@@ -373,7 +373,7 @@ class TritonServer:
         args.extend(self.extra_args)
         return args
 
-    def start(self, timeout: float = 120.0) -> "TritonServer":
+    def start(self, timeout: float = 120.0) -> TritonServer:
         """Start the server and block until it reports ready over gRPC.
 
         Raises :class:`TritonStartError` (with the last 40 log lines) if the process
@@ -427,9 +427,7 @@ class TritonServer:
     def _choose_ports(self) -> None:
         want = [p is None for p in self._ports_requested]
         fresh = iter(_free_ports(sum(want), self.host if self.host not in ("0.0.0.0", "") else _LOOPBACK))
-        self.http_port, self.grpc_port, self.metrics_port = (
-            next(fresh) if w else p for p, w in zip(self._ports_requested, want)
-        )
+        self.http_port, self.grpc_port, self.metrics_port = (next(fresh) if w else p for p, w in zip(self._ports_requested, want))
 
     def _launch(self, inst: TritonInstallation, backends: Path, env: dict[str, str]) -> None:
         assert self.log_path is not None
@@ -526,7 +524,7 @@ class TritonServer:
             shutil.rmtree(self.work_dir, ignore_errors=True)
             self._owns_work_dir = False
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

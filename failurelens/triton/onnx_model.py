@@ -126,8 +126,7 @@ class TritonPythonModel:
                 f"config names {missing} not in the ONNX graph (inputs {sorted(session_inputs)}, outputs {sorted(session_outputs)})"
             )
         pb_utils.Logger.log_info(
-            f"onnx_model: loaded {onnx_path} providers={self.providers} intra_op_threads={intra or 'default'} "
-            f"max_batch_size={self.max_batch_size}"
+            f"onnx_model: loaded {onnx_path} providers={self.providers} intra_op_threads={intra or 'default'} max_batch_size={self.max_batch_size}"
         )
 
     # ------------------------------------------------------------------ execute
@@ -174,8 +173,10 @@ class TritonPythonModel:
         for idx, request in enumerate(requests):
             try:
                 feeds_per_request[idx] = self._gather(request)
-            except Exception as exc:  # noqa: BLE001 - reported to the client
-                responses[idx] = pb_utils.InferenceResponse(output_tensors=[], error=_error(f"bad request: {exc}", getattr(pb_utils.TritonError, "INVALID_ARG", None)))
+            except Exception as exc:
+                responses[idx] = pb_utils.InferenceResponse(
+                    output_tensors=[], error=_error(f"bad request: {exc}", getattr(pb_utils.TritonError, "INVALID_ARG", None))
+                )
 
         if not self.batching:
             for idx, feeds in feeds_per_request.items():
@@ -201,7 +202,7 @@ class TritonPythonModel:
                 for name, arr in zip(self.output_names, results):
                     if arr.ndim == 0 or arr.shape[0] != total:
                         raise RuntimeError(f"output '{name}' has shape {arr.shape}, expected batch {total}")
-            except Exception:  # noqa: BLE001 - isolate the failing request(s)
+            except Exception:
                 for i in members:
                     responses[i] = self._answer_alone(requests[i], feeds_per_request[i])
                 continue
@@ -220,7 +221,7 @@ class TritonPythonModel:
                     if arr.ndim == 0 or arr.shape[0] != n:
                         raise RuntimeError(f"output '{name}' has shape {arr.shape}, expected batch {n}")
             return self._respond(request, outputs)
-        except Exception as exc:  # noqa: BLE001 - reported to the client
+        except Exception as exc:
             return pb_utils.InferenceResponse(output_tensors=[], error=_error(f"onnxruntime failed: {exc}"))
 
     def finalize(self) -> None:

@@ -22,9 +22,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from failurelens.data.onnx_models import ONNX_TO_TRITON
 
@@ -502,7 +503,6 @@ def remove_model(repo_dir: str | os.PathLike[str], name: str) -> bool:
     return True
 
 
-
 # ---------------------------------------------------------------------- feature attack model
 ATTACK_SUFFIX = "__attack"
 
@@ -637,7 +637,9 @@ def write_attack_model(
         if isinstance(onnx_path, (str, os.PathLike)):
             shutil.copyfile(os.fspath(onnx_path), vdir / "model.onnx")  # the served bytes, unchanged
         else:
-            (vdir / "model.onnx").write_bytes(bytes(onnx_path) if isinstance(onnx_path, (bytes, bytearray, memoryview)) else model.SerializeToString())
+            (vdir / "model.onnx").write_bytes(
+                bytes(onnx_path) if isinstance(onnx_path, (bytes, bytearray, memoryview)) else model.SerializeToString()
+            )
         _publish(staging, final)
     finally:
         if staging.exists():

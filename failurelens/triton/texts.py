@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -18,8 +18,15 @@ class TextEncoder:
         self.triton = triton
         self._tokenizers: dict[int, ClipTokenizer] = {}
 
-    def encode(self, text_model: str, context_length: int, texts: Sequence[str], *,
-               check: Callable[[], None] | None = None, timeout: Callable[[float], float] | None = None) -> np.ndarray:
+    def encode(
+        self,
+        text_model: str,
+        context_length: int,
+        texts: Sequence[str],
+        *,
+        check: Callable[[], None] | None = None,
+        timeout: Callable[[float], float] | None = None,
+    ) -> np.ndarray:
         """float32 [len(texts), E] embeddings (as the model outputs them, not normalised)."""
         tok = self._tokenizers.setdefault(context_length, ClipTokenizer(context_length=context_length))
         ids = tok.encode(list(texts))
@@ -29,5 +36,5 @@ class TextEncoder:
             if check:
                 check()
             t = timeout(60.0) if timeout else 60.0
-            chunks.append(self.triton.infer(text_model, {"input_ids": ids[s:s + step]}, ["embeddings"], timeout_s=t)["embeddings"])
+            chunks.append(self.triton.infer(text_model, {"input_ids": ids[s : s + step]}, ["embeddings"], timeout_s=t)["embeddings"])
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)

@@ -42,8 +42,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from failurelens.data.errors import ValidationError, Violation
 
@@ -68,8 +69,18 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_world.json")
 
 #: shapes the renderer can draw (a class name must be one of them)
 SHAPES = (
-    "circle", "square", "triangle", "star", "cross", "heart",
-    "ring", "diamond", "arrow", "crescent", "hexagon", "bolt",
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "cross",
+    "heart",
+    "ring",
+    "diamond",
+    "arrow",
+    "crescent",
+    "hexagon",
+    "bolt",
 )
 #: scenes the renderer can draw, with the phrase captions use
 BACKGROUND_PHRASES: dict[str, str] = {
@@ -123,8 +134,7 @@ class PlantedSlice:
     fraction: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "class": self.class_name, "attribute": self.attribute,
-                "value": self.value, "fraction": self.fraction}
+        return {"name": self.name, "class": self.class_name, "attribute": self.attribute, "value": self.value, "fraction": self.fraction}
 
     @property
     def description(self) -> str:
@@ -174,10 +184,10 @@ class WorldConfig:
     planted_slices: tuple[PlantedSlice, ...]
 
     # ---------------------------------------------------------------------------- helpers
-    def with_seed(self, seed: int) -> "WorldConfig":
+    def with_seed(self, seed: int) -> WorldConfig:
         return dataclasses.replace(self, seed=int(seed))
 
-    def with_splits(self, splits: Mapping[str, int]) -> "WorldConfig":
+    def with_splits(self, splits: Mapping[str, int]) -> WorldConfig:
         """A copy with other split sizes (biased splits that disappear are dropped); re-validated."""
         d = self.to_dict()
         d["splits"] = dict(splits)
@@ -194,8 +204,7 @@ class WorldConfig:
         raise KeyError(f"no planted slice {name!r}; the slices are {[s.name for s in self.planted_slices]}")
 
     def slices_of(self, class_name: str, attribute: str | None = None) -> list[PlantedSlice]:
-        return [s for s in self.planted_slices
-                if s.class_name == class_name and (attribute is None or s.attribute == attribute)]
+        return [s for s in self.planted_slices if s.class_name == class_name and (attribute is None or s.attribute == attribute)]
 
     def values(self, attribute: str) -> tuple[str, ...]:
         if attribute == "background":
@@ -308,8 +317,25 @@ def _names(obj: Any, key: str, errs: _Errors, allowed: Mapping[str, Any] | tuple
     return tuple(out)
 
 
-_TOP_KEYS = {"seed", "image_size", "supersample", "max_rotation", "max_stretch", "classes", "backgrounds", "colors", "sizes", "corruption",
-             "splits", "biased_splits", "dominant_fraction", "bias", "planted_slices", "description", "notes"}
+_TOP_KEYS = {
+    "seed",
+    "image_size",
+    "supersample",
+    "max_rotation",
+    "max_stretch",
+    "classes",
+    "backgrounds",
+    "colors",
+    "sizes",
+    "corruption",
+    "splits",
+    "biased_splits",
+    "dominant_fraction",
+    "bias",
+    "planted_slices",
+    "description",
+    "notes",
+}
 
 
 def config_from_dict(obj: Any) -> WorldConfig:
@@ -347,12 +373,18 @@ def config_from_dict(obj: Any) -> WorldConfig:
         errs.add("sizes", f"sizes must be an object name -> [min_radius, max_radius], got {raw_sizes!r}")
     else:
         for k, v in raw_sizes.items():
-            ok = (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-                  and 0.03 <= v[0] <= v[1] <= 0.45)
+            ok = (
+                isinstance(v, list)
+                and len(v) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                and 0.03 <= v[0] <= v[1] <= 0.45
+            )
             if not _NAME_RE.match(k):
                 errs.add("sizes", f"size name {k!r} must be a simple word")
             elif not ok:
-                errs.add("sizes", f"sizes.{k} must be [min_radius, max_radius] with 0.03 <= min <= max <= 0.45 (fractions of the image side), got {v!r}")
+                errs.add(
+                    "sizes", f"sizes.{k} must be [min_radius, max_radius] with 0.03 <= min <= max <= 0.45 (fractions of the image side), got {v!r}"
+                )
             else:
                 sizes[k] = (float(v[0]), float(v[1]))
 
@@ -369,7 +401,7 @@ def config_from_dict(obj: Any) -> WorldConfig:
     corruption: dict[str, float] = {}
     raw_corr = obj.get("corruption", {})
     if not isinstance(raw_corr, dict):
-        errs.add("corruption", f"corruption must be an object like {{\"blur\": 0.1, \"noise\": 0.1}}, got {raw_corr!r}")
+        errs.add("corruption", f'corruption must be an object like {{"blur": 0.1, "noise": 0.1}}, got {raw_corr!r}')
     else:
         for k, v in raw_corr.items():
             if k not in CORRUPTIONS or k == "none":
@@ -413,7 +445,7 @@ def config_from_dict(obj: Any) -> WorldConfig:
     bias: dict[str, ClassBias] = {}
     raw_bias = obj.get("bias")
     if not isinstance(raw_bias, dict):
-        errs.add("bias", f"bias must be an object class -> {{\"background\": ..., [\"color\": ...]}}, got {raw_bias!r}")
+        errs.add("bias", f'bias must be an object class -> {{"background": ..., ["color": ...]}}, got {raw_bias!r}')
         raw_bias = {}
     for c in raw_bias:
         if c not in classes:
@@ -421,7 +453,9 @@ def config_from_dict(obj: Any) -> WorldConfig:
     for c in classes:
         b = raw_bias.get(c)
         if b is None:
-            errs.add(f"bias.{c}", f"class {c!r} has no bias entry; every class needs a dominant background (\"bias\": {{\"{c}\": {{\"background\": ...}}}})")
+            errs.add(
+                f"bias.{c}", f'class {c!r} has no bias entry; every class needs a dominant background ("bias": {{"{c}": {{"background": ...}}}})'
+            )
             continue
         if not isinstance(b, dict):
             errs.add(f"bias.{c}", f"bias.{c} must be an object, got {b!r}")
@@ -521,8 +555,18 @@ def config_from_dict(obj: Any) -> WorldConfig:
                 errs.add(f"bias.{c}", f"class {c!r}: {attr} fractions sum to {total:.3f} < 1 but no other {attr} value is left to take the rest")
     errs.raise_if_any()
     return WorldConfig(
-        seed=int(seed), image_size=int(image_size), supersample=int(supersample), classes=classes,
-        backgrounds=backgrounds, colors=colors, sizes=sizes, max_rotation=float(max_rotation),
-        max_stretch=float(max_stretch), corruption=corruption, splits=splits,
-        biased_splits=tuple(biased), bias=bias, planted_slices=tuple(planted),
+        seed=int(seed),
+        image_size=int(image_size),
+        supersample=int(supersample),
+        classes=classes,
+        backgrounds=backgrounds,
+        colors=colors,
+        sizes=sizes,
+        max_rotation=float(max_rotation),
+        max_stretch=float(max_stretch),
+        corruption=corruption,
+        splits=splits,
+        biased_splits=tuple(biased),
+        bias=bias,
+        planted_slices=tuple(planted),
     )

@@ -29,14 +29,15 @@ import json
 import multiprocessing
 import os
 import zlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .config import ATTRIBUTES, PlantedSlice, WorldConfig, attribute_distribution
-from .render import ImageAttributes, caption, render_image
+from .render import ImageAttributes, caption, contact_sheet, render_image
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -131,8 +132,7 @@ def plan_split(config: WorldConfig, split: str) -> pd.DataFrame:
         cols["size"] += list(sizes)
         cols["corruption"] += list(corrs)
     order = rng.permutation(n)
-    df = pd.DataFrame({k: np.asarray(v, dtype=object if k not in ("x", "y") else np.float64)[order] if n else v
-                       for k, v in cols.items()})
+    df = pd.DataFrame({k: np.asarray(v, dtype=object if k not in ("x", "y") else np.float64)[order] if n else v for k, v in cols.items()})
     df.insert(0, "split", split)
     df.insert(0, "uri", [f"images/{split}/{lab}/{i:05d}.png" for i, lab in enumerate(df["label"])])
     df["caption"] = [caption(_attrs(r)) for r in df.itertuples(index=False)]
@@ -161,8 +161,9 @@ def _separate_planted(rng: np.random.Generator, config: WorldConfig, cls: str, b
 
 
 def _attrs(row: Any) -> ImageAttributes:
-    return ImageAttributes(label=row.label, background=row.background, color=row.color, size=row.size,
-                           x=float(row.x), y=float(row.y), corruption=row.corruption)
+    return ImageAttributes(
+        label=row.label, background=row.background, color=row.color, size=row.size, x=float(row.x), y=float(row.y), corruption=row.corruption
+    )
 
 
 def _slice_names(config: WorldConfig, df: pd.DataFrame) -> list[str]:
@@ -212,15 +213,17 @@ def measure_frequencies(config: WorldConfig, df: pd.DataFrame) -> dict[str, Any]
         for s in config.planted_slices:
             m = int(class_counts.get(s.class_name, 0))
             c = int(planted_slice_mask(sdf, s).sum())
-            out["planted_slices"].setdefault(s.name, {})[split] = {
-                "count": c, "class_count": m, "fraction": round(c / m, 6) if m else 0.0}
+            out["planted_slices"].setdefault(s.name, {})[split] = {"count": c, "class_count": m, "fraction": round(c / m, 6) if m else 0.0}
         dom: dict[str, Any] = {}
         for cls in config.classes:
             cdf = sdf[sdf["label"] == cls]
             m = len(cdf)
             b = config.bias[cls]
-            d = {"class_count": m, "background": b.background,
-                 "background_fraction": round(float((cdf["background"] == b.background).mean()), 6) if m else 0.0}
+            d = {
+                "class_count": m,
+                "background": b.background,
+                "background_fraction": round(float((cdf["background"] == b.background).mean()), 6) if m else 0.0,
+            }
             if b.color is not None:
                 d["color"] = b.color
                 d["color_fraction"] = round(float((cdf["color"] == b.color).mean()), 6) if m else 0.0
@@ -274,8 +277,7 @@ def _default_start_method() -> str:
 
 def render_kwargs(config: WorldConfig) -> dict[str, Any]:
     """Keyword arguments of :func:`render_image` / :func:`render` that reproduce ``config``'s look."""
-    return {"sizes": dict(config.sizes), "supersample": config.supersample,
-            "max_rotation": config.max_rotation, "max_stretch": config.max_stretch}
+    return {"sizes": dict(config.sizes), "supersample": config.supersample, "max_rotation": config.max_rotation, "max_stretch": config.max_stretch}
 
 
 def _render_chunk(args: tuple[str, int, int, dict[str, Any], list[tuple[Any, ...]]]) -> int:
@@ -305,9 +307,14 @@ def _prepare_out_dir(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def generate_world(config: WorldConfig, out_dir: str | os.PathLike[str], workers: int = 1,
-                   progress: ProgressFn | None = None, chunk_size: int = 256,
-                   start_method: str | None = None) -> WorldManifest:
+def generate_world(
+    config: WorldConfig,
+    out_dir: str | os.PathLike[str],
+    workers: int = 1,
+    progress: ProgressFn | None = None,
+    chunk_size: int = 256,
+    start_method: str | None = None,
+) -> WorldManifest:
     """Render every split of ``config`` into ``out_dir`` (see the module doc for the layout).
 
     ``out_dir`` must be new, empty, or hold an earlier world, which is replaced.
@@ -324,12 +331,13 @@ def generate_world(config: WorldConfig, out_dir: str | os.PathLike[str], workers
         for cls in config.classes:
             (out / "images" / split / cls).mkdir(parents=True, exist_ok=True)
     index_in_split = df.groupby("split", sort=False).cumcount().to_numpy()
-    rows = [(r.uri, r.split, int(i), r.label, r.background, r.color, r.size, float(r.x), float(r.y), r.corruption)
-            for r, i in zip(df.itertuples(index=False), index_in_split)]
+    rows = [
+        (r.uri, r.split, int(i), r.label, r.background, r.color, r.size, float(r.x), float(r.y), r.corruption)
+        for r, i in zip(df.itertuples(index=False), index_in_split)
+    ]
     total = len(rows)
     kw = render_kwargs(config)
-    chunks = [(str(out), config.seed, config.image_size, kw, rows[i:i + chunk_size])
-              for i in range(0, total, chunk_size)]
+    chunks = [(str(out), config.seed, config.image_size, kw, rows[i : i + chunk_size]) for i in range(0, total, chunk_size)]
     done = 0
     if progress is not None:
         progress(0, total)
@@ -352,10 +360,7 @@ def generate_world(config: WorldConfig, out_dir: str | os.PathLike[str], workers
     world = {
         "format": WORLD_FORMAT,
         "config": config.to_dict(),
-        "planted_slices": [
-            {**s.to_dict(), "description": s.description, "counts": freqs["planted_slices"][s.name]}
-            for s in config.planted_slices
-        ],
+        "planted_slices": [{**s.to_dict(), "description": s.description, "counts": freqs["planted_slices"][s.name]} for s in config.planted_slices],
         "frequencies": freqs,
         "manifest_columns": list(MANIFEST_COLUMNS),
     }
@@ -375,5 +380,24 @@ def load_world(out_dir: str | os.PathLike[str]) -> WorldManifest:
     df = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
     df["x"] = df["x"].astype(np.float64)
     df["y"] = df["y"].astype(np.float64)
-    return WorldManifest(out_dir=out, df=df, class_names=list(config.classes), config=config,
-                         frequencies=world.get("frequencies", {}))
+    return WorldManifest(out_dir=out, df=df, class_names=list(config.classes), config=config, frequencies=world.get("frequencies", {}))
+
+
+def write_contact_sheet(world: WorldManifest, path: str | os.PathLike[str], split: str | None = None, per_class: int = 8) -> None:
+    """A contact sheet: one column per class, ``per_class`` rows, from ``split`` (default: balanced
+    if present, else the first split)."""
+    from PIL import Image
+
+    splits = list(world.config.splits)
+    split = split or ("balanced" if "balanced" in splits else splits[0])
+    df = world.split(split)
+    ims = []
+    for r in range(per_class):
+        for c in world.class_names:
+            sub = df[df["label"] == c]
+            if r < len(sub):
+                with Image.open(world.out_dir / sub["uri"].iloc[r]) as im:
+                    ims.append(im.convert("RGB"))
+            else:
+                ims.append(Image.new("RGB", (world.config.image_size,) * 2, (0, 0, 0)))
+    contact_sheet(ims, len(world.class_names), scale=2).save(path)

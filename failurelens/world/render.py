@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -123,8 +124,11 @@ def _rgb(*c: float) -> np.ndarray:
 
 def _tint(rng: np.random.Generator, base: Sequence[float], amount: float = 0.06) -> np.ndarray:
     """The base colour with a small random per-image variation."""
-    return np.clip(np.asarray(base, np.float32) * (1.0 + rng.uniform(-amount, amount, 3)).astype(np.float32)
-                   * np.float32(rng.uniform(1 - amount, 1 + amount)), 0, 1)
+    return np.clip(
+        np.asarray(base, np.float32) * (1.0 + rng.uniform(-amount, amount, 3)).astype(np.float32) * np.float32(rng.uniform(1 - amount, 1 + amount)),
+        0,
+        1,
+    )
 
 
 def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
@@ -252,9 +256,9 @@ def _bg_road(rng: np.random.Generator, n: int) -> np.ndarray:
     along = (np.arange(n) + off) % (dash + gap) < dash
     paint = _tint(rng, (0.92, 0.92, 0.88), 0.03)
     if rng.random() < 0.5:  # horizontal line
-        img[pos:pos + lw, along] = paint
+        img[pos : pos + lw, along] = paint
     else:
-        img[along, pos:pos + lw] = paint
+        img[along, pos : pos + lw] = paint
     return img
 
 
@@ -300,9 +304,18 @@ def _bg_forest(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 _BACKGROUNDS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
-    "grass": _bg_grass, "water": _bg_water, "sand": _bg_sand, "snow": _bg_snow, "sky": _bg_sky,
-    "brick": _bg_brick, "wood": _bg_wood, "night": _bg_night, "road": _bg_road, "tiles": _bg_tiles,
-    "lava": _bg_lava, "forest": _bg_forest,
+    "grass": _bg_grass,
+    "water": _bg_water,
+    "sand": _bg_sand,
+    "snow": _bg_snow,
+    "sky": _bg_sky,
+    "brick": _bg_brick,
+    "wood": _bg_wood,
+    "night": _bg_night,
+    "road": _bg_road,
+    "tiles": _bg_tiles,
+    "lava": _bg_lava,
+    "forest": _bg_forest,
 }
 assert set(_BACKGROUNDS) == set(BACKGROUND_PHRASES)
 
@@ -320,8 +333,7 @@ def render_background(background: str, image_size: int, rng: np.random.Generator
 # Each shape is a list of (polygon, value) in unit coordinates (y down, inside the unit disc);
 # value 255 adds, 0 cuts a hole (ring, crescent).
 def _regular(k: int, r: float = 1.0, start: float = -90.0, cx: float = 0.0, cy: float = 0.0) -> list[tuple[float, float]]:
-    return [(cx + r * math.cos(math.radians(start + 360.0 * i / k)), cy + r * math.sin(math.radians(start + 360.0 * i / k)))
-            for i in range(k)]
+    return [(cx + r * math.cos(math.radians(start + 360.0 * i / k)), cy + r * math.sin(math.radians(start + 360.0 * i / k))) for i in range(k)]
 
 
 def _disc(r: float, cx: float = 0.0, cy: float = 0.0) -> list[tuple[float, float]]:
@@ -353,8 +365,9 @@ _SHAPES: dict[str, list[tuple[list[tuple[float, float]], int]]] = {
     "square": [([(-0.68, -0.68), (0.68, -0.68), (0.68, 0.68), (-0.68, 0.68)], 255)],
     "triangle": [([(0.0, -0.98), (0.92, 0.62), (-0.92, 0.62)], 255)],
     "star": [(_star(), 255)],
-    "cross": [([(-_W, -_A), (_W, -_A), (_W, -_W), (_A, -_W), (_A, _W), (_W, _W), (_W, _A), (-_W, _A),
-                (-_W, _W), (-_A, _W), (-_A, -_W), (-_W, -_W)], 255)],
+    "cross": [
+        ([(-_W, -_A), (_W, -_A), (_W, -_W), (_A, -_W), (_A, _W), (_W, _W), (_W, _A), (-_W, _A), (-_W, _W), (-_A, _W), (-_A, -_W), (-_W, -_W)], 255)
+    ],
     "heart": [(_heart(), 255)],
     "ring": [(_disc(0.95), 255), (_disc(0.52), 0)],
     "diamond": [([(0.0, -1.0), (0.6, 0.0), (0.0, 1.0), (-0.6, 0.0)], 255)],
@@ -366,8 +379,9 @@ _SHAPES: dict[str, list[tuple[list[tuple[float, float]], int]]] = {
 assert set(_SHAPES) == set(SHAPES)
 
 
-def shape_mask(shape: str, image_size: int, cx: float, cy: float, radius: float, angle: float = 0.0,
-               supersample: int = 4, stretch: float = 1.0) -> np.ndarray:
+def shape_mask(
+    shape: str, image_size: int, cx: float, cy: float, radius: float, angle: float = 0.0, supersample: int = 4, stretch: float = 1.0
+) -> np.ndarray:
     """Anti-aliased coverage (float32 HxW in 0..1) of ``shape`` centred at (cx, cy) pixels inside
     a disc of ``radius`` pixels, stretched ``stretch`` x horizontally (and 1/``stretch`` x
     vertically, then shrunk to stay in the disc), rotated by ``angle`` degrees."""
@@ -395,8 +409,8 @@ def _dilate(a: np.ndarray, px: int) -> np.ndarray:
     for _ in range(px):
         p = np.pad(out, 1, mode="constant")
         n = out.shape[0]
-        side = np.maximum.reduce([p[0:n, 1:n + 1], p[2:n + 2, 1:n + 1], p[1:n + 1, 0:n], p[1:n + 1, 2:n + 2]])
-        diag = np.maximum.reduce([p[0:n, 0:n], p[0:n, 2:n + 2], p[2:n + 2, 0:n], p[2:n + 2, 2:n + 2]])
+        side = np.maximum.reduce([p[0:n, 1 : n + 1], p[2 : n + 2, 1 : n + 1], p[1 : n + 1, 0:n], p[1 : n + 1, 2 : n + 2]])
+        diag = np.maximum.reduce([p[0:n, 0:n], p[0:n, 2 : n + 2], p[2 : n + 2, 0:n], p[2 : n + 2, 2 : n + 2]])
         out = np.maximum.reduce([out, side, 0.7 * diag])
     return out
 
@@ -406,9 +420,16 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def render_layers(attrs: ImageAttributes, image_size: int, rng: np.random.Generator, *,
-                  sizes: Mapping[str, tuple[float, float]] | None = None, supersample: int = 4,
-                  max_rotation: float = MAX_ROTATION, max_stretch: float = MAX_STRETCH) -> RenderLayers:
+def render_layers(
+    attrs: ImageAttributes,
+    image_size: int,
+    rng: np.random.Generator,
+    *,
+    sizes: Mapping[str, tuple[float, float]] | None = None,
+    supersample: int = 4,
+    max_rotation: float = MAX_ROTATION,
+    max_stretch: float = MAX_STRETCH,
+) -> RenderLayers:
     """Render ``attrs`` and return the image with its layers (see :class:`RenderLayers`).
 
     The object's radius is drawn from ``sizes[attrs.size]`` (fractions of the side), its
@@ -464,8 +485,19 @@ def render_image(attrs: ImageAttributes, size: int, rng: np.random.Generator, **
     return render_layers(attrs, size, rng, **kw).image
 
 
-def render(class_name: str, background: str, color: str, size: str = "large", x: float = 0.5, y: float = 0.5,
-           corruption: str = "none", *, seed: int = 0, image_size: int = 64, **kw: Any) -> Image.Image:
+def render(
+    class_name: str,
+    background: str,
+    color: str,
+    size: str = "large",
+    x: float = 0.5,
+    y: float = 0.5,
+    corruption: str = "none",
+    *,
+    seed: int = 0,
+    image_size: int = 64,
+    **kw: Any,
+) -> Image.Image:
     """One image, deterministically from ``seed``: e.g. ``render("star", "water", "yellow", seed=3)``.
 
     The same seed keeps the object (rotation, radius, shading, colour jitter) when only the
@@ -475,8 +507,7 @@ def render(class_name: str, background: str, color: str, size: str = "large", x:
     return render_image(attrs, image_size, np.random.default_rng(seed), **kw)
 
 
-def contact_sheet(images: Sequence[Image.Image], cols: int, pad: int = 2, scale: int = 1,
-                  fill: tuple[int, int, int] = (40, 40, 40)) -> Image.Image:
+def contact_sheet(images: Sequence[Image.Image], cols: int, pad: int = 2, scale: int = 1, fill: tuple[int, int, int] = (40, 40, 40)) -> Image.Image:
     """A grid of images (row-major), ``pad`` pixels apart, each enlarged ``scale`` x (nearest)."""
     if not images:
         raise ValueError("no images for the contact sheet")

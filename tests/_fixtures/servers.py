@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from failurelens.runtime import Server, ServiceConfig
 from failurelens.runtime.server import Build
@@ -17,7 +17,7 @@ class ThreadedServer:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def start(self) -> "ThreadedServer":
+    def start(self) -> ThreadedServer:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
         return self

@@ -75,7 +75,7 @@ class PeakMemory:
             self.peak = max(self.peak, total)
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._t.start()
         return self
 
@@ -98,12 +98,12 @@ def write_synthetic(path: str, rows: int, dim: int, classes: int, seed: int = 0,
         for s in range(0, rows, chunk):
             n = min(chunk, rows - s)
             x = rng.standard_normal((n, dim), dtype=np.float32)
-            lab = labels[s:s + n]
+            lab = labels[s : s + n]
             key = x[np.arange(n), key_feature[lab]]
             p_wrong = np.where(key > 0.8, 0.75, 0.15)
             wrong = rng.random(n) < p_wrong
             shift = rng.integers(1, classes, n)
-            preds[s:s + n] = np.where(wrong, (lab + shift) % classes, lab)
+            preds[s : s + n] = np.where(wrong, (lab + shift) % classes, lab)
             f.write(x.tobytes())
     return labels, preds
 
@@ -114,7 +114,9 @@ def main() -> int:
     ap.add_argument("--dim", type=int, default=2048)
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--error-modes", type=int, default=3, help="error-mode directions per class besides the class direction (the service's default: 3)")
+    ap.add_argument(
+        "--error-modes", type=int, default=3, help="error-mode directions per class besides the class direction (the service's default: 3)"
+    )
     ap.add_argument("--dir", help="where to write the feature file (default: a temporary folder; needs rows*dim*4 bytes)")
     ns = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=ns.dir) as tmp:
@@ -122,7 +124,10 @@ def main() -> int:
         t0 = time.monotonic()
         labels, preds = write_synthetic(path, ns.rows, ns.dim, ns.classes)
         gb = os.path.getsize(path) / 2**30
-        print(f"wrote {ns.rows} x {ns.dim} float32 ({gb:.1f} GiB), {ns.classes} classes, error rate {np.mean(labels != preds):.3f} in {time.monotonic() - t0:.0f}s", flush=True)
+        print(
+            f"wrote {ns.rows} x {ns.dim} float32 ({gb:.1f} GiB), {ns.classes} classes, error rate {np.mean(labels != preds):.3f} in {time.monotonic() - t0:.0f}s",
+            flush=True,
+        )
         last = [0.0]
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -135,15 +140,21 @@ def main() -> int:
             t0 = time.monotonic()
             trees = FailureTrees(n_jobs=ns.jobs).fit(path, labels, preds, progress=progress)
             t_trees = time.monotonic() - t0
-            print(f"failure trees (label + prediction grouping): {len(trees.trees_)} trees, {len(trees.rules_)} valid rules, "
-                  f"valid-leaf fraction {trees.valid_leaf_fraction_}, {t_trees:.0f}s", flush=True)
+            print(
+                f"failure trees (label + prediction grouping): {len(trees.trees_)} trees, {len(trees.rules_)} valid rules, "
+                f"valid-leaf fraction {trees.valid_leaf_fraction_}, {t_trees:.0f}s",
+                flush=True,
+            )
             t0 = time.monotonic()
             dirs = FailureDirections(n_jobs=ns.jobs, error_modes=ns.error_modes).fit(path, labels, preds, progress=progress)
             t_dirs = time.monotonic() - t0
             fitted = [d for d in dirs.directions_ if not d.skipped_reason]
-            print(f"failure directions: {sum(d.mode == 0 for d in fitted)} classes + {sum(d.mode > 0 for d in fitted)} error modes "
-                  f"({ns.error_modes} per class) fitted, mean held-out balanced accuracy "
-                  f"{np.mean([d.holdout_balanced_accuracy for d in fitted]):.3f}, {t_dirs:.0f}s", flush=True)
+            print(
+                f"failure directions: {sum(d.mode == 0 for d in fitted)} classes + {sum(d.mode > 0 for d in fitted)} error modes "
+                f"({ns.error_modes} per class) fitted, mean held-out balanced accuracy "
+                f"{np.mean([d.holdout_balanced_accuracy for d in fitted]):.3f}, {t_dirs:.0f}s",
+                flush=True,
+            )
         print(f"trees {t_trees:.0f}s + directions {t_dirs:.0f}s with {ns.jobs} worker processes")
         print(f"peak_gb: {mem.peak / 2**30:.2f}")
         print(f"wall_seconds: {t_trees + t_dirs:.0f}")

@@ -59,10 +59,8 @@ def build_resnet50_onnx(path: Path, seed: int = 0) -> None:
     try:  # legacy TorchScript exporter: fast and gives a clean dynamic batch dim
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                model, (example,), buf, dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False, **kwargs
-            )
-    except Exception as exc:  # noqa: BLE001 - legacy exporter gone: use the torch.export-based one
+            torch.onnx.export(model, (example,), buf, dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False, **kwargs)
+    except Exception as exc:
         print(f"legacy ONNX exporter unavailable ({exc.__class__.__name__}); using dynamo=True", flush=True)
         buf = io.BytesIO()
         batch = torch.export.Dim("batch", min=1, max=1024)

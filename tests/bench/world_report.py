@@ -46,8 +46,10 @@ def main() -> int:
         kind = reported[name]["kind"]
         print(f"\n== {name} ({kind})")
         if kind == "classifier":
-            print(f"accuracy: train {m['train_accuracy']:.3f}  val {m['val_accuracy']:.3f}  test {m['test_accuracy']:.3f}"
-                  f"  (reported test {reported[name]['metrics']['test_accuracy']:.3f})")
+            print(
+                f"accuracy: train {m['train_accuracy']:.3f}  val {m['val_accuracy']:.3f}  test {m['test_accuracy']:.3f}"
+                f"  (reported test {reported[name]['metrics']['test_accuracy']:.3f})"
+            )
             print(f"{'planted slice (test)':22s} {'n':>4s} {'slice acc':>9s} {'common acc':>10s} {'gap pts':>8s}")
             for r in m["slices"]:
                 print(f"{r['slice']:22s} {r['n']:4d} {r['accuracy']:9.3f} {r['common_accuracy']:10.3f} {r['gap_pts']:8.1f}")

@@ -8,12 +8,7 @@
 Each prints where the file(s) went, the preprocessing to declare at registration (and the full
 ``failurelens model register`` command line), and the torch-vs-onnxruntime parity figure.
 
-Wiring (in ``failurelens/cli.py``)::
-
-    md = sub.add_parser("model", ...).add_subparsers(dest="sub", required=True)
-    add_export_commands(md)
-
-This module imports nothing heavy: torch, open_clip and timm load when a command runs.
+Wired into the ``model`` command group by :mod:`failurelens.cli.models`. This module imports nothing heavy: torch, open_clip and timm load when a command runs.
 """
 
 from __future__ import annotations

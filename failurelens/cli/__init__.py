@@ -1,0 +1,44 @@
+"""The ``failurelens`` command: one module per command group, progress bars and tables in
+:mod:`failurelens.cli.console`.
+
+    failurelens up [--detach] | down | status        the local stack (Triton + every service)
+    failurelens dataset register PATH --name N       (and list)
+    failurelens model register MODEL.onnx --name N --kind classifier ...   (and list, export)
+    failurelens world generate --out DIR | register DIR --name N
+    failurelens embed --dataset D --model M [--splits val]
+    failurelens discover --predictions E --features E --clip E --text-model M
+    failurelens demo                                 the main job
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from failurelens.cli import datasets, discover, embed, main_job, models, stack, world
+from failurelens.clients.client import FailureLensError
+
+DEFAULT_STATE = os.environ.get("FAILURELENS_STATE_DIR", ".state")
+COMMAND_GROUPS = (stack, datasets, models, world, embed, discover, main_job)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="failurelens", description="Find, name and repair the failure modes of image classifiers.")
+    ap.add_argument("--state-dir", default=DEFAULT_STATE, help="stack state folder (stack.json, logs, local store); env FAILURELENS_STATE_DIR")
+    ap.add_argument("--store", default=os.environ.get("FAILURELENS_STORE", ""), help="artifact store URI (default: the stack's)")
+    ap.add_argument("--token", default=os.environ.get("FAILURELENS_AUTH_TOKEN", ""), help="bearer token (env FAILURELENS_AUTH_TOKEN)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for group in COMMAND_GROUPS:
+        group.add_commands(sub)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    try:
+        return int(ns.fn(ns) or 0)
+    except (FailureLensError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,5 @@
+import sys
+
+from failurelens.cli import main
+
+sys.exit(main())

@@ -1,0 +1,17 @@
+"""What every command that talks to the stack needs: a client and the artifact store."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from failurelens.clients import FailureLensClient
+from failurelens.store import ArtifactStore, open_store
+
+
+def client(ns: argparse.Namespace) -> FailureLensClient:
+    return FailureLensClient.from_stack(ns.state_dir, token=ns.token or None)
+
+
+def store(ns: argparse.Namespace, c: Any) -> ArtifactStore:
+    return open_store(ns.store or c.store_uri or None)
