@@ -86,6 +86,14 @@ class FailureLensError(RuntimeError):
         self.rich = rpc_status.from_call(err) if err is not None and hasattr(err, "trailing_metadata") else None
         super().__init__(describe_error(err) if err is not None else f"UNKNOWN: {message}")
 
+    @classmethod
+    def local(cls, code: grpc.StatusCode, message: str) -> FailureLensError:
+        """A refusal decided on the client side (before any call), with the status it stands for."""
+        err = cls(None, message)
+        err.code = code
+        err.args = (f"{code.name}: {message}",)
+        return err
+
 
 def unpack_details(status: status_pb2.Status) -> list[message.Message]:
     """The known detail messages of a google.rpc.Status (``rpc_status.from_call(err)``)."""
@@ -135,7 +143,13 @@ class FailureLensClient:
         self.addresses = dict(addresses)
         self.token = token if token is not None else os.environ.get("FAILURELENS_AUTH_TOKEN") or None
         self._channels: dict[str, grpc.Channel] = {}
-        opts = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        opts = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # reconnect within seconds when a service comes back (the stack restarts crashed ones)
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
         defaults = _CallDefaults(self.token, timeout)
         for name, addr in self.addresses.items():
             self._channels[name] = grpc.intercept_channel(grpc.insecure_channel(addr, options=opts), defaults)

@@ -3,7 +3,7 @@
 Layout (every record is the API message as JSON, never a pickle)::
 
     datasets/<id>/dataset.json            the Dataset record (its presence = registered)
-    datasets/<id>/<version>/manifest.parquet, class_names.json, unreadable.parquet
+    datasets/<id>/<version>/manifest.parquet, class_names.json, unreadable.parquet, images/...
     models/<id>/model.json                the Model record
     models/<id>/<version>/model.onnx [, text.onnx]
     embeddings/<id>/embedding.json        the EmbeddingSet record
@@ -14,15 +14,22 @@ Layout (every record is the API message as JSON, never a pickle)::
     debugsplits/<name>/split.json         a DebugSplit; <version>/*.npy
     texts/<model_id>/<id>.npy             text embeddings; captions/... caption documents
 
-Artifacts of a new version are written first and the record last (:meth:`Catalog.writing`), so
-readers never see a half-written entity and an overwrite switches atomically; a failed write
-removes what it wrote. Services never assemble artifact references by hand: the typed ``put_*``
-helpers return :class:`~failurelens.v1.common_pb2.ArtifactRef` with media type, size, shape and
-dtype filled in, and :func:`derived_id` is the one way to name something after its inputs.
+What a record points to never changes: every version of an entity lives under its own prefix
+(``<folder>/<id>/<version>/``), written first; the record is written last with compare-and-set
+against the record the writer started from (:meth:`Catalog.writing`), so readers never see a
+half-written entity, an overwrite switches atomically, and of two concurrent writers of one id
+exactly one wins: the other gets ABORTED (or ALREADY_EXISTS) and removes its own version. A
+version is deleted only once no committed record refers to it (the winner removes the version
+it replaced; versions older than :data:`ORPHAN_AGE_SECONDS` that no record refers to, left by
+crashed writers, are swept). Services never assemble artifact references by hand: the typed
+``put_*`` helpers return :class:`~failurelens.v1.common_pb2.ArtifactRef` with media type,
+size, shape, dtype and SHA-256 filled in, and :func:`derived_id` is the one way to name
+something after its inputs.
 """
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import dataclasses
 import hashlib
@@ -39,11 +46,23 @@ import numpy as np
 from google.protobuf import json_format, message
 
 from failurelens import errors
-from failurelens.store.base import ArtifactStore, InvalidKeyError, ObjectInfo
+from failurelens.store.base import (
+    ArtifactStore,
+    ConflictError,
+    InvalidKeyError,
+    ObjectInfo,
+    ObjectNotFoundError,
+    encode_json,
+    encode_npy,
+    encode_parquet,
+)
 from failurelens.v1 import common_pb2, embedding_pb2, registry_pb2, slice_discovery_pb2
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_VERSION = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{8}$")
 NPY, JSON, PARQUET, PNG, ONNX = "application/x-npy", "application/json", "application/vnd.apache.parquet", "image/png", "application/onnx"
+#: a version no record refers to is a crashed writer's leftover once it is this old
+ORPHAN_AGE_SECONDS = 6 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +99,17 @@ def validate_id(kind: str, value: str, field: str) -> str:
     return value
 
 
+def validate_model_name(name: str, field: str) -> str:
+    """A model name: an entity name that cannot take over the Triton names derived from other
+    models (``<model>__image``, ``<model>__text``, ``<model>__attack``): no ``__``."""
+    validate_id("model", name, field)
+    if "__" in name:
+        raise errors.InvalidArgument.about(
+            field, f"{name!r} contains '__', which is reserved for the Triton names derived from models (e.g. '<model>__text'); choose another name"
+        )
+    return name
+
+
 def derived_id(prefix: str, *parts: Any) -> str:
     """``<prefix>-<12 hex digits>`` naming something after its inputs: the same inputs (messages,
     strings, numbers, lists of them) give the same id."""
@@ -96,7 +126,18 @@ def derived_id(prefix: str, *parts: Any) -> str:
 
 
 def new_version() -> str:
-    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def version_age_seconds(version: str) -> float:
+    """Seconds since a version was started (0 for a name that is not a version)."""
+    if not _VERSION.match(version):
+        return 0.0
+    return time.time() - calendar.timegm(time.strptime(version[:15], "%Y%m%dT%H%M%S"))
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _png(image: Any) -> bytes:
@@ -109,6 +150,17 @@ def _png(image: Any) -> bytes:
     return buf.getvalue()
 
 
+class _HashingReader:
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.hash = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self.hash.update(data)
+        return data
+
+
 class Catalog:
     """The records and artifacts of one store; every service's only way to read and write them."""
 
@@ -116,32 +168,36 @@ class Catalog:
         self.store = store
 
     # --- typed artifacts ------------------------------------------------------------------
-    def ref(self, info: ObjectInfo, media_type: str, shape: tuple[int, ...] = (), dtype: str = "") -> common_pb2.ArtifactRef:
-        return common_pb2.ArtifactRef(uri=self.store.uri(info.key), media_type=media_type, size_bytes=info.size, shape=list(shape), dtype=dtype)
+    def ref(self, info: ObjectInfo, media_type: str, sha256: str, shape: tuple[int, ...] = (), dtype: str = "") -> common_pb2.ArtifactRef:
+        return common_pb2.ArtifactRef(
+            uri=self.store.uri(info.key), media_type=media_type, size_bytes=info.size, shape=list(shape), dtype=dtype, sha256=sha256
+        )
+
+    def put_bytes(self, key: str, data: bytes, media_type: str, shape: tuple[int, ...] = (), dtype: str = "") -> common_pb2.ArtifactRef:
+        return self.ref(self.store.put_bytes(key, data, media_type), media_type, sha256_hex(data), shape, dtype)
 
     def put_npy(self, key: str, array: Any) -> common_pb2.ArtifactRef:
         a = np.asarray(array)
-        return self.ref(self.store.put_npy(key, a), NPY, a.shape, str(a.dtype))
+        return self.put_bytes(key, encode_npy(a), NPY, a.shape, str(a.dtype))
 
     def put_json(self, key: str, obj: Any) -> common_pb2.ArtifactRef:
-        return self.ref(self.store.put_json(key, obj), JSON)
+        return self.put_bytes(key, encode_json(obj), JSON)
 
     def put_parquet(self, key: str, table: Any) -> common_pb2.ArtifactRef:
-        return self.ref(self.store.put_parquet(key, table), PARQUET)
+        return self.put_bytes(key, encode_parquet(table), PARQUET)
 
     def put_png(self, key: str, image: Any) -> common_pb2.ArtifactRef:
         """A PNG from encoded bytes or a uint8 image array."""
-        return self.ref(self.store.put_bytes(key, _png(image), PNG), PNG)
-
-    def put_bytes(self, key: str, data: bytes, media_type: str) -> common_pb2.ArtifactRef:
-        return self.ref(self.store.put_bytes(key, data, media_type), media_type)
+        return self.put_bytes(key, _png(image), PNG)
 
     def put_file(
         self, key: str, path: str | os.PathLike[str], media_type: str, shape: tuple[int, ...] = (), dtype: str = ""
     ) -> common_pb2.ArtifactRef:
-        """A local file, streamed (never whole in memory)."""
+        """A local file, streamed (never whole in memory) and hashed on the way."""
         with open(path, "rb") as f:
-            return self.ref(self.store.put_stream(key, f, os.path.getsize(path), media_type), media_type, shape, dtype)
+            reader = _HashingReader(f)
+            info = self.store.put_stream(key, reader, os.path.getsize(path), media_type)
+        return self.ref(info, media_type, reader.hash.hexdigest(), shape, dtype)
 
     def load_array(self, ref: common_pb2.ArtifactRef) -> np.ndarray:
         return self.store.get_npy(self.store.key_from_uri(ref.uri))
@@ -157,6 +213,19 @@ class Catalog:
 
     def load_manifest(self, dataset: registry_pb2.Dataset) -> Any:  # -> pandas.DataFrame
         return self.load_table(dataset.manifest)
+
+    def verify(self, ref: common_pb2.ArtifactRef) -> bool:
+        """True if the artifact exists with its recorded size and SHA-256."""
+        h = hashlib.sha256()
+        n = 0
+        try:
+            with self.open(ref) as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    n += len(chunk)
+        except ObjectNotFoundError:
+            return False
+        return n == ref.size_bytes and (not ref.sha256 or h.hexdigest() == ref.sha256)
 
     # --- objects named in requests --------------------------------------------------------
     def key(self, uri: str, field: str) -> str:
@@ -215,32 +284,67 @@ class Catalog:
                     out.append(json_format.Parse(data, k.message(), ignore_unknown_fields=True))
         return out
 
-    def delete(self, kind: str, entity_id: str) -> bool:
-        if not self.exists(kind, entity_id):
-            return False
-        self.store.delete(self._record_key(kind, entity_id))
-        self.store.delete_prefix(f"{KINDS[kind].folder}/{entity_id}/")
-        return True
-
     def ensure_free(self, kind: str, entity_id: str, overwrite: bool) -> str:
-        """``entity_id``, unless an entity of that name exists and ``overwrite`` is not set."""
+        """``entity_id``, unless an entity of that name exists and ``overwrite`` is not set (the
+        early check before a job starts; the commit checks again, atomically)."""
         if not overwrite and self.exists(kind, entity_id):
             raise errors.AlreadyExists.resource(kind, entity_id)
         return entity_id
 
     def put_record(self, kind: str, entity_id: str, record: message.Message) -> None:
         """Write a record as it is (tools and tests; services write through :meth:`writing`)."""
-        data = json_format.MessageToJson(record, preserving_proto_field_name=True, indent=2)
-        self.store.put_bytes(self._record_key(kind, entity_id), data.encode(), JSON)
+        self.store.put_bytes(self._record_key(kind, entity_id), _record_bytes(record), JSON)
+
+    def _head(self, kind: str, entity_id: str) -> tuple[str, bytes] | None:
+        """(etag, bytes) of the record as it is now, or None."""
+        key = self._record_key(kind, entity_id)
+        for _ in range(5):  # the record may be replaced between the stat and the read
+            try:
+                etag = self.store.stat(key).etag
+                data = self.store.get_bytes(key)
+                if self.store.stat(key).etag == etag:
+                    return etag, data
+            except ObjectNotFoundError:
+                return None
+        raise errors.Aborted(f"{kind} {entity_id!r} keeps changing under concurrent writers; retry", resource_type=kind, name=entity_id)
+
+    def versions_in(self, kind: str, entity_id: str, record: bytes | None) -> set[str]:
+        """The versions of an entity that a record's text refers to."""
+        if not record:
+            return set()
+        pattern = re.compile(re.escape(f"{KINDS[kind].folder}/{entity_id}/") + r"(\d{8}T\d{6}-[0-9a-f]{8})/")
+        return set(pattern.findall(record.decode("utf-8", "replace")))
+
+    def _sweep(self, kind: str, entity_id: str, keep: set[str], replaced: set[str]) -> None:
+        """Remove versions no committed record refers to: ``replaced`` (what a commit or a delete
+        replaced) and crashed writers' leftovers older than ORPHAN_AGE_SECONDS; never ``keep``."""
+        folder = f"{KINDS[kind].folder}/{entity_id}/"
+        for info in self.store.list(folder, recursive=False):
+            version = info.key[len(folder) :].rstrip("/")
+            if info.is_dir and version not in keep and (version in replaced or version_age_seconds(version) > ORPHAN_AGE_SECONDS):
+                self.store.delete_prefix(info.key)
+
+    def delete(self, kind: str, entity_id: str) -> bool:
+        """Remove the record, then the version it referred to (versions being written by
+        concurrent calls stay theirs: their commit fails and removes them)."""
+        head = self._head(kind, entity_id)
+        if head is None:
+            return False
+        self.store.delete(self._record_key(kind, entity_id))
+        self._sweep(kind, entity_id, set(), self.versions_in(kind, entity_id, head[1]))
+        return True
 
     @contextlib.contextmanager
     def writing(self, kind: str, entity_id: str, overwrite: bool) -> Iterator[Version]:
         """A new version of an entity: write its artifacts through the yielded :class:`Version`,
-        then :meth:`Version.commit` the record. On error what was written is removed; after the
-        commit older versions are."""
-        self.ensure_free(kind, entity_id, overwrite)
-        folder = KINDS[kind].folder
-        version = Version(self, kind, entity_id, f"{folder}/{entity_id}/{new_version()}/")
+        then :meth:`Version.commit` the record (compare-and-set against the record seen here). On
+        any error, a lost race included, what this version wrote is removed; after the commit
+        the version it replaced is."""
+        head = self._head(kind, entity_id)
+        if head is not None and not overwrite:
+            raise errors.AlreadyExists.resource(kind, entity_id)
+        name = new_version()
+        version = Version(self, kind, entity_id, name, head, overwrite)
         try:
             yield version
             if not version.committed:
@@ -248,9 +352,25 @@ class Catalog:
         except BaseException:
             self.store.delete_prefix(version.prefix)
             raise
-        for info in list(self.store.list(f"{folder}/{entity_id}/")):
-            if len(info.key.split("/")) > 3 and not info.key.startswith(version.prefix):
-                self.store.delete(info.key)
+        self._sweep(kind, entity_id, {name}, self.versions_in(kind, entity_id, head[1] if head else None))
+
+    def _commit(self, version: Version, record: message.Message) -> None:
+        kind, entity_id = version.kind, version.entity_id
+        key = self._record_key(kind, entity_id)
+        try:
+            self.store.put_bytes_if(key, _record_bytes(record), JSON, expected_etag=version.base[0] if version.base else None)
+        except ConflictError:
+            if version.base is None and not version.overwrite:
+                raise errors.AlreadyExists.resource(kind, entity_id) from None
+            raise errors.Aborted(
+                f"{kind} {entity_id!r} was written by a concurrent call while this one ran; nothing of this call was kept, retry it",
+                resource_type=kind,
+                name=entity_id,
+            ) from None
+        # stores whose conditional writes are not atomic (some S3 emulations) can let two writers
+        # through: the writer whose version the record ends up naming won
+        if version.name not in self.versions_in(kind, entity_id, self.store.get_bytes_or_none(key)):
+            raise errors.Aborted(f"{kind} {entity_id!r} was written by a concurrent call; retry", resource_type=kind, name=entity_id)
 
     # --- typed records --------------------------------------------------------------------
     def dataset(self, dataset_id: str, field: str = "dataset_id") -> registry_pb2.Dataset:
@@ -263,11 +383,17 @@ class Catalog:
         return self.get("embedding set", embedding_id, field)  # type: ignore[no-any-return]
 
 
+def _record_bytes(record: message.Message) -> bytes:
+    return json_format.MessageToJson(record, preserving_proto_field_name=True, indent=2).encode()
+
+
 class Version:
     """The artifacts of one version of an entity, under its own prefix (see :meth:`Catalog.writing`)."""
 
-    def __init__(self, catalog: Catalog, kind: str, entity_id: str, prefix: str) -> None:
-        self.catalog, self.kind, self.entity_id, self.prefix = catalog, kind, entity_id, prefix
+    def __init__(self, catalog: Catalog, kind: str, entity_id: str, name: str, base: tuple[str, bytes] | None, overwrite: bool) -> None:
+        self.catalog, self.kind, self.entity_id, self.name = catalog, kind, entity_id, name
+        self.prefix = f"{KINDS[kind].folder}/{entity_id}/{name}/"
+        self.base, self.overwrite = base, overwrite
         self.committed = False
 
     def npy(self, name: str, array: Any) -> common_pb2.ArtifactRef:
@@ -288,7 +414,12 @@ class Version:
     def file(self, name: str, path: str | os.PathLike[str], media_type: str, shape: tuple[int, ...] = (), dtype: str = "") -> common_pb2.ArtifactRef:
         return self.catalog.put_file(self.prefix + name, path, media_type, shape, dtype)
 
+    def copy(self, name: str, src_key: str) -> str:
+        """An object of the store copied into this version (its own immutable copy); its key."""
+        return self.catalog.store.copy(src_key, self.prefix + name).key
+
     def commit(self, record: message.Message) -> None:
-        """Write the record (last): from now on readers see this version."""
-        self.catalog.put_record(self.kind, self.entity_id, record)
+        """Write the record (last, compare-and-set): from now on readers see this version.
+        ALREADY_EXISTS / ABORTED when a concurrent call committed first."""
+        self.catalog._commit(self, record)
         self.committed = True

@@ -1,11 +1,16 @@
-"""The local stack: Triton and every failurelens service as processes on loopback.
+"""The local stack: Triton and every failurelens service as processes on loopback, supervised.
 
 ``Stack.start()`` starts tritonserver (explicit model control, every model in the repository
-loaded), then each service as ``python -m failurelens.services.<name>``, waits until each answers
-grpc.health.v1 SERVING, and writes ``<state_dir>/stack.json`` (addresses, pids, store). Logs go
-to ``<state_dir>/logs/``. ``Stack.stop()`` (or ``stop_recorded(state_dir)`` from another process)
-sends SIGTERM (services shut down gracefully), waits, then SIGKILLs what is left, process group by
-process group, so no process survives.
+loaded, HTTP off, model control and shared-memory registration behind a key the stack generates
+and gives only to the services), then each service as ``python -m <module>`` (the table in
+:mod:`failurelens.topology`), waits until each answers grpc.health.v1 SERVING, writes
+``<state_dir>/stack.json`` (addresses, pids, store, restarts; never the key) and starts a
+supervisor thread: a process that dies is restarted on the same ports, with bounded exponential
+backoff (:data:`MAX_RESTARTS` within :data:`RESTART_WINDOW_S`, then it stays down and the record
+says so); a dead Triton is reaped, its orphaned python-backend stubs killed and their shared
+memory removed before it starts again. Logs go to ``<state_dir>/logs/``. ``Stack.stop()`` (or
+``stop_recorded(state_dir)`` from another process) stops the supervisor, sends SIGTERM (services
+shut down gracefully), waits, then SIGKILLs what is left, process group by process group.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -32,6 +39,12 @@ from failurelens.triton.launcher import TritonServer, process_group_members
 log = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
+#: restarts of one process allowed within RESTART_WINDOW_S before the supervisor gives up on it
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 600.0
+#: backoff before the n-th restart within the window: min(BACKOFF_MAX_S, BACKOFF_S * 2**(n-1))
+BACKOFF_S = 0.5
+BACKOFF_MAX_S = 30.0
 
 
 class StackError(RuntimeError):
@@ -49,7 +62,21 @@ def check_health(address: str, timeout: float = 2.0, service: str = "") -> int:
     """The grpc.health.v1 status of a server (0 UNKNOWN, 1 SERVING, 2 NOT_SERVING); raises grpc.RpcError."""
     with grpc.insecure_channel(address) as ch:
         resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
-        return resp.status
+        return int(resp.status)
+
+
+def triton_health(grpc_url: str, timeout: float = 2.0) -> tuple[bool, bool]:
+    """(live, ready) of a Triton server; (False, False) when it does not answer."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(grpc_url)
+    try:
+        return bool(client.is_server_live(client_timeout=timeout)), bool(client.is_server_ready(client_timeout=timeout))
+    except InferenceServerException:
+        return False, False
+    finally:
+        client.close()
 
 
 @dataclasses.dataclass
@@ -62,6 +89,33 @@ class ServiceProcess:
     port_file: Path | None = None
 
 
+@dataclasses.dataclass
+class _Restarts:
+    """Restart bookkeeping of one supervised process."""
+
+    times: deque[float] = dataclasses.field(default_factory=deque)
+    total: int = 0
+    given_up: bool = False
+    next_try: float = 0.0
+
+    def due(self, now: float) -> bool:
+        while self.times and now - self.times[0] > RESTART_WINDOW_S:
+            self.times.popleft()
+        if self.given_up:
+            return False
+        if len(self.times) >= MAX_RESTARTS:
+            self.given_up = True
+            return False
+        if not self.next_try:
+            self.next_try = now + min(BACKOFF_MAX_S, BACKOFF_S * 2 ** len(self.times))
+        return now >= self.next_try
+
+    def record(self, now: float) -> None:
+        self.times.append(now)
+        self.total += 1
+        self.next_try = 0.0
+
+
 class Stack:
     def __init__(
         self,
@@ -72,6 +126,7 @@ class Stack:
         auth_token: str = "",
         services: tuple[str, ...] = topology.NAMES,
         extra_env: dict[str, str] | None = None,
+        supervise: bool = True,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.log_dir = self.state_dir / "logs"
@@ -82,8 +137,15 @@ class Stack:
         self.auth_token = auth_token
         self.services = services
         self.extra_env = dict(extra_env or {})
+        self.supervise = supervise
         self.triton: TritonServer | None = None
         self.procs: dict[str, ServiceProcess] = {}
+        self.restarts: dict[str, _Restarts] = {}
+        self._env: dict[str, str] = {}
+        self._triton_key = secrets.token_hex(16)
+        self._stop = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._lock = threading.RLock()
 
     def _port(self, offset: int) -> int | None:
         """A fixed port under --base-port, else None (the process binds a free one itself)."""
@@ -104,15 +166,18 @@ class Stack:
                 log_path=self.log_dir / "tritonserver.log",
                 work_dir=self.state_dir / "triton_work",
                 model_control="explicit",
-                load_models=("*",) if any(self.repo_dir.iterdir()) else (),
+                load_models=self._models_to_load(),
+                admin_key=self._triton_key,
+                allow_http=False,
             )
             self.triton.start(timeout=timeout)
-            env = dict(os.environ)
-            env.update(self.extra_env)
-            env.update(
+            self._env = dict(os.environ)
+            self._env.update(self.extra_env)
+            self._env.update(
                 {
                     "FAILURELENS_STORE": self.store,
                     "FAILURELENS_TRITON_URL": self.triton.grpc_url,
+                    "FAILURELENS_TRITON_KEY": self._triton_key,
                     "FAILURELENS_TRITON_REPOSITORY": str(self.repo_dir),
                     "FAILURELENS_STATE_DIR": str(self.state_dir),
                     "FAILURELENS_AUTH_TOKEN": self.auth_token,
@@ -120,50 +185,43 @@ class Stack:
                     "FAILURELENS_TRITON_SHARED_MEMORY": "1",  # same host: inputs through /dev/shm, not the gRPC message
                 }
             )
-            port_dir = self.state_dir / "ports"
-            port_dir.mkdir(exist_ok=True)
+            (self.state_dir / "ports").mkdir(exist_ok=True)
             fixed = topology.ports(self.base_port)
             for name in self.services:
                 # without a base port each service binds port 0 itself and reports what it got in
                 # its port file: no window in which another process can take a port picked for it
                 port, mport = fixed[name] if self.base_port else (0, 0)
-                port_file = port_dir / name
-                port_file.unlink(missing_ok=True)
-                log_path = self.log_dir / f"{name}.log"
-                fh = open(log_path, "ab")
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        topology.BY_NAME[name].module,
-                        "--host",
-                        self.host,
-                        "--port",
-                        str(port),
-                        "--metrics-port",
-                        str(mport),
-                        "--port-file",
-                        str(port_file),
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-                fh.close()
-                self.procs[name] = ServiceProcess(name, f"{self.host}:{port}", mport, proc, log_path, port_file)
-            self._wait_healthy(timeout)
+                self.procs[name] = self._spawn(name, port, mport)
+                self.restarts[name] = _Restarts()
+            self.restarts["triton"] = _Restarts()
+            self._wait_healthy(dict(self.procs), timeout)
             self.write_record("ready")
         except BaseException:
             self.stop()
             raise
+        if self.supervise:
+            self._supervisor = threading.Thread(target=self._supervise, name="failurelens-stack-supervisor", daemon=True)
+            self._supervisor.start()
         return self
 
-    def _wait_healthy(self, timeout: float) -> None:
+    def _models_to_load(self) -> tuple[str, ...]:
+        return ("*",) if any(self.repo_dir.iterdir()) else ()
+
+    def _spawn(self, name: str, port: int, metrics_port: int) -> ServiceProcess:
+        port_file = self.state_dir / "ports" / name
+        port_file.unlink(missing_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        args = [sys.executable, "-m", topology.BY_NAME[name].module, "--host", self.host, "--port", str(port)]
+        args += ["--metrics-port", str(metrics_port), "--port-file", str(port_file)]
+        with open(log_path, "ab") as fh:
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, env=self._env, start_new_session=True, close_fds=True
+            )
+        return ServiceProcess(name, f"{self.host}:{port}", metrics_port, proc, log_path, port_file)
+
+    def _wait_healthy(self, procs: dict[str, ServiceProcess], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        pending = dict(self.procs)
+        pending = dict(procs)
         while pending:
             for name, sp in list(pending.items()):
                 if sp.proc.poll() is not None:
@@ -182,6 +240,45 @@ class Stack:
             if pending:
                 time.sleep(0.2)
 
+    # --- supervision ------------------------------------------------------------------------
+    def _supervise(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                self._supervise_once()
+            except Exception:
+                log.exception("stack supervisor: a restart failed; trying again later")
+
+    def _supervise_once(self) -> None:
+        now = time.monotonic()
+        changed = False
+        triton = self.triton
+        if triton is not None and not triton.is_running() and self.restarts["triton"].due(now):
+            log.warning("tritonserver exited (code %s); restarting it", triton._proc.returncode if triton._proc else None)
+            self.restarts["triton"].record(now)
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                triton.load_models = self._models_to_load()
+                triton.restart(timeout=120)
+            changed = True
+        for name, sp in list(self.procs.items()):
+            if sp.proc.poll() is None or not self.restarts[name].due(now):
+                continue
+            log.warning("service %s exited with code %s; restarting it (log: %s)", name, sp.proc.returncode, sp.log_path)
+            self.restarts[name].record(now)
+            port = int(sp.address.rsplit(":", 1)[1])
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                fresh = self._spawn(name, port, sp.metrics_port)  # the same ports: clients keep their addresses
+                self.procs[name] = fresh
+            with contextlib.suppress(StackError):
+                self._wait_healthy({name: fresh}, 60)
+            changed = True
+        if changed or any(r.given_up for r in self.restarts.values()):
+            self.write_record("ready")
+
+    # --- record -----------------------------------------------------------------------------
     def record(self, state: str) -> dict[str, Any]:
         t = self.triton
         return {
@@ -190,11 +287,19 @@ class Stack:
             "store": self.store,
             "auth": bool(self.auth_token),
             "log_dir": str(self.log_dir),
-            "triton": None if t is None or t.pid is None else {"grpc": t.grpc_url, "http": t.http_url, "metrics": t.metrics_url, "pgid": t.pgid},
+            "triton": None
+            if t is None or t.pid is None
+            else {"grpc": t.grpc_url, "metrics": t.metrics_url, "pgid": t.pgid, "restarts": self.restarts.get("triton", _Restarts()).total},
             "services": {
-                n: {"address": sp.address, "metrics": f"http://{self.host}:{sp.metrics_port}/metrics", "pid": sp.proc.pid}
+                n: {
+                    "address": sp.address,
+                    "metrics": f"http://{self.host}:{sp.metrics_port}/metrics",
+                    "pid": sp.proc.pid,
+                    "restarts": self.restarts.get(n, _Restarts()).total,
+                }
                 for n, sp in self.procs.items()
             },
+            "given_up": sorted(n for n, r in self.restarts.items() if r.given_up),
         }
 
     def write_record(self, state: str) -> None:
@@ -207,21 +312,26 @@ class Stack:
         return {n: sp.address for n, sp in self.procs.items()}
 
     def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM every service (graceful), then Triton; SIGKILL whatever outlives ``grace``."""
-        for sp in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(sp.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for sp in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                sp.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            _kill_group(sp.proc.pid, 0)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                sp.proc.wait(timeout=5)
-        self.procs.clear()
-        if self.triton is not None:
-            self.triton.stop(grace=grace)
-            self.triton = None
+        """Stop supervising, SIGTERM every service (graceful), then Triton; SIGKILL whatever
+        outlives ``grace``."""
+        self._stop.set()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(timeout=grace + 130)
+        with self._lock:
+            for sp in self.procs.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(sp.proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for sp in self.procs.values():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    sp.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                _kill_group(sp.proc.pid, 0)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    sp.proc.wait(timeout=5)
+            self.procs.clear()
+            if self.triton is not None:
+                self.triton.stop(grace=grace)
+                self.triton = None
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / STACK_FILE).unlink()
 
@@ -251,7 +361,7 @@ def _kill_group(pgid: int, grace: float) -> None:
 def read_record(state_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     path = Path(state_dir) / STACK_FILE
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
     except FileNotFoundError:
         return None
 

@@ -203,7 +203,9 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
                     "negative": [_caption_json(x) for x in neg],
                 }
             )
-        resp.captions.CopyFrom(self.catalog.put_json(f"captions/{request.report_id}/{cat.derived_id('directions', request)}.json", stored))
+        resp.captions.CopyFrom(
+            self.catalog.put_json(f"captions/{request.report_id}/{cat.derived_id('directions', request, report.report.uri)}.json", stored)
+        )
         job.progress("caption", len(wanted), len(wanted), "done", force=True)
         return resp
 
@@ -292,7 +294,9 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
                     }
                 )
             del X
-        resp.captions.CopyFrom(self.catalog.put_json(f"captions/{request.report_id}/{cat.derived_id('rules', request)}.json", stored))
+        resp.captions.CopyFrom(
+            self.catalog.put_json(f"captions/{request.report_id}/{cat.derived_id('rules', request, report.report.uri)}.json", stored)
+        )
         job.progress("caption", len(rules), len(rules), "done", force=True)
         return resp
 
@@ -442,7 +446,9 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
                 columns=["row", "class_index", "background", "score"],
             ).astype({"row": "int64", "class_index": "int64", "background": "string", "score": "float64"})
             res = cp.BackgroundAssignment(
-                assignments=self.catalog.put_parquet(f"captions/backgrounds/{cat.derived_id('assignment', request)}.parquet", df)
+                assignments=self.catalog.put_parquet(
+                    f"captions/backgrounds/{cat.derived_id('assignment', request, clip.rows.uri, out.embedding.rows.uri)}.parquet", df
+                )
             )
             for c, counts in sorted(top.items()):
                 res.classes.append(

@@ -82,7 +82,9 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         self.ctx = ctx
         self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
         self.store = self.catalog.store
-        self.triton = triton or TritonClient(ctx.config.triton_url, use_shared_memory=bool(ctx.config.triton_shared_memory))
+        self.triton = triton or TritonClient(
+            ctx.config.triton_url, use_shared_memory=bool(ctx.config.triton_shared_memory), admin_key=ctx.config.triton_key
+        )
         self.texts = TextEncoder(self.triton)
 
     async def Embed(self, request: embedding_pb2.EmbedRequest, context: grpc.aio.ServicerContext):
@@ -236,7 +238,8 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
 
     def _embed_texts(self, model: registry_pb2.Model, texts: list[str], name: str, job: JobContext) -> embedding_pb2.EmbedTextsResponse:
         emb = self.texts.encode(model.triton_models[1], model.tokenizer.context_length or 77, texts, check=job.check, timeout=job.timeout)
-        key = f"texts/{model.model_id}/{name or cat.derived_id('texts', texts)}"
+        # named after the texts and the model's version: what a response points to never changes
+        key = f"texts/{model.model_id}/{cat.derived_id(name or 'texts', texts, model.onnx.uri)}"
         self.catalog.put_json(key + ".json", texts)
         return embedding_pb2.EmbedTextsResponse(embeddings=self.catalog.put_npy(key + ".npy", emb), count=len(texts), dim=emb.shape[1])
 

@@ -1,16 +1,24 @@
 """Registry service: registers datasets and models, validating everything.
 
-A dataset is images in the store + a manifest (uri,label,split,...) + class names. A model is an
-ONNX graph with declared preprocessing; registering it places it into the Triton model repository
-and loads it, so the embedding service can run it.
+A dataset is images in the store + a manifest (uri,label,split,...) + class names. Registering
+copies its images into the dataset's own version (inside the store: a hard link or a server-side
+copy), so what a registered dataset points to never changes, whatever later calls write where its
+images came from. A model is an ONNX graph with declared preprocessing; registering it places it
+into the Triton model repository and loads it, so the embedding service can run it. Names are
+checked before any work; a rejected or failed call leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
+import os
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -39,11 +47,27 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
         self.store = self.catalog.store
         self.repo_dir = ctx.config.resolved_triton_repository()
-        self.triton = triton or TritonClient(ctx.config.triton_url)
+        self.lock_dir = Path(ctx.config.state_dir) / "locks"
+        self.triton = triton or TritonClient(ctx.config.triton_url, admin_key=ctx.config.triton_key)
+
+    @contextlib.contextmanager
+    def _model_lock(self, name: str) -> Iterator[None]:
+        """One registration or deletion of a model name at a time, across every process sharing
+        the Triton repository (its folders are written outside the store's compare-and-set)."""
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_dir / f"model-{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     # ------------------------------------------------------------------------------ datasets
     async def RegisterDataset(self, request: registry_pb2.RegisterDatasetRequest, context: grpc.aio.ServicerContext):
         cat.validate_id("dataset", request.name, "name")
+        self.catalog.ensure_free("dataset", request.name, request.overwrite)
+        if not 0 <= request.max_pixels <= img.MAX_PIXELS_LIMIT:
+            raise errors.InvalidArgument.about("max_pixels", f"{request.max_pixels} must be between 1 and {img.MAX_PIXELS_LIMIT:,} (0: the default)")
         async for update in self.ctx.jobs.stream(
             context,
             "RegisterDataset",
@@ -81,7 +105,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             raise ValidationError(
                 f"{len(bad)} manifest rows have unusable image URIs: " + "; ".join(v.description for v in bad[:5]), bad, violation_count=len(bad)
             )
-        df["uri"] = [store.uri(k) for k in keys]
         verify = request.verify_images if request.HasField("verify_images") else True
         max_pixels = request.max_pixels or img.DEFAULT_MAX_PIXELS
         unreadable = self._check_images(keys, verify, max_pixels, job)
@@ -96,9 +119,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                 violation_count=len(vs),
             )
         bad_rows = {r for r, _ in unreadable}
-        kept = df.drop(index=[df.index[r] for r in sorted(bad_rows)]).reset_index(drop=True) if bad_rows else df
-        job.progress("write", 0, 1, "writing manifest", force=True)
         with self.catalog.writing("dataset", request.name, request.overwrite) as version:
+            df["uri"] = self._copy_images(version, keys, root_key, bad_rows, job)
+            kept = df.drop(index=[df.index[r] for r in sorted(bad_rows)]).reset_index(drop=True) if bad_rows else df
+            job.progress("write", 0, 1, "writing manifest", force=True)
             u_df = pd.DataFrame(
                 {"row": [r for r, _ in unreadable], "uri": [store.uri(keys[r]) for r, _ in unreadable], "reason": [x for _, x in unreadable]},
                 columns=["row", "uri", "reason"],
@@ -119,6 +143,28 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             version.commit(record)
         job.progress("write", 1, 1, "registered", force=True)
         return record
+
+    def _copy_images(self, version: cat.Version, keys: list[str], root_key: str, skip: set[int], job: JobContext) -> list[str]:
+        """Every usable image copied into the version (``images/<path under the manifest's
+        folder>``, or ``images/external/<hash>/<name>`` for objects elsewhere); their URIs."""
+        out = [self.store.uri(k) for k in keys]
+        todo = [i for i in range(len(keys)) if i not in skip]
+
+        def copy(i: int) -> None:
+            k = keys[i]
+            if root_key and k.startswith(root_key + "/"):
+                rel = k[len(root_key) + 1 :]
+            elif not root_key:
+                rel = k
+            else:
+                rel = f"external/{hashlib.sha256(k.encode()).hexdigest()[:16]}/{posixpath.basename(k)}"
+            out[i] = self.store.uri(version.copy("images/" + rel, k))
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for done, _ in enumerate(pool.map(copy, todo), start=1):
+                if done % 256 == 0 or done == len(todo):
+                    job.progress("copy_images", done, len(todo), "into the dataset's own version")
+        return out
 
     def _resolve_uris(self, uris: Sequence[str], root_key: str) -> tuple[list[str], list[Violation]]:
         keys: list[str] = []
@@ -174,8 +220,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
 
     # -------------------------------------------------------------------------------- models
     async def RegisterModel(self, request: registry_pb2.RegisterModelRequest, context: grpc.aio.ServicerContext) -> registry_pb2.Model:
-        cat.validate_id("model", request.name, "name")
-        return await self.ctx.jobs.run(context, "RegisterModel", lambda job: self._register_model(request, job))
+        cat.validate_model_name(request.name, "name")
+        self.catalog.ensure_free("model", request.name, request.overwrite)
+
+        def work(job: JobContext) -> registry_pb2.Model:
+            with self._model_lock(request.name):
+                return self._register_model(request, job)
+
+        return await self.ctx.jobs.run(context, "RegisterModel", work)  # type: ignore[no-any-return]
 
     def _register_model(self, request: registry_pb2.RegisterModelRequest, job: JobContext) -> registry_pb2.Model:
         kind = request.kind
@@ -286,11 +338,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         return registry_pb2.ListModelsResponse(models=models)
 
     async def DeleteModel(self, request: registry_pb2.DeleteModelRequest, context: grpc.aio.ServicerContext) -> registry_pb2.DeleteResponse:
-        model = self.catalog.model(request.model_id)
-        for name in model.triton_models:
-            self._unload(name)
-        self.catalog.delete("model", request.model_id)
-        return registry_pb2.DeleteResponse(deleted=True)
+        def work(job: JobContext) -> registry_pb2.DeleteResponse:
+            with self._model_lock(request.model_id):
+                model = self.catalog.model(request.model_id)
+                for name in model.triton_models:
+                    self._unload(name)
+                self.catalog.delete("model", request.model_id)
+            return registry_pb2.DeleteResponse(deleted=True)
+
+        return await self.ctx.jobs.run(context, "DeleteModel", work)  # type: ignore[no-any-return]
 
 
 def build(ctx: ServiceContext) -> list[Binding]:

@@ -261,7 +261,7 @@ def test_50_megapixel_png_is_refused_from_the_header(monkeypatch):
         decode_image(data)
     assert time.perf_counter() - t0 < 1.0
     assert ei.value.kind == "too_large"
-    assert "image is 7072x7072 = 50.0 MP; the limit is 40 MP; downscale it" in ei.value.reason
+    assert "image is 7072x7072 = 50 MP; the limit is 40 MP; downscale it" in ei.value.reason
 
 
 def test_same_generator_makes_decodable_pngs():
@@ -303,7 +303,7 @@ def test_large_jpeg_header_is_refused_before_decoding(monkeypatch):
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: (_ for _ in ()).throw(AssertionError("decoded")))
     with pytest.raises(ImageDecodeError) as ei:
         decode_image(bytes(data))
-    assert ei.value.kind == "too_large" and "7072x7072 = 50.0 MP" in ei.value.reason
+    assert ei.value.kind == "too_large" and "7072x7072 = 50 MP" in ei.value.reason
 
 
 def test_pillow_decompression_bomb_error_is_mapped():

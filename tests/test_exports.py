@@ -492,7 +492,7 @@ def test_full_size_exports_through_registry_and_embedding_service(robust_export,
     with Stack(tmp_path / "state") as stack:
         client = FailureLensClient(stack.addresses())
         st = open_store(stack.store)
-        uri, names = upload_dataset(st, data, "shapes")
+        uri, names = upload_dataset(st, data, "uploads/shapes/")
         ds = client.register_dataset(name="shapes", manifest_uri=uri, class_names=names)
         manifest = st.get_parquet(st.key_from_uri(ds.manifest.uri)).to_pandas()
         images = [read_image(st, st.key_from_uri(u)) for u in manifest["uri"]]

@@ -283,7 +283,7 @@ def test_manifest_loads_validates_and_uploads(small_world, tmp_path):
     ddf, dnames = manifest_from_directory(root)
     assert len(ddf) == len(df) and dnames == names
     store = LocalStore(tmp_path / "store")
-    uri, cls = upload_dataset(store, root, "world-small")
+    uri, cls = upload_dataset(store, root, "uploads/world-small/")
     assert cls == names
     up = load_manifest(store.get_bytes(store.key_from_uri(uri)), "parquet")
     assert len(up) == len(df) and up["caption"].tolist() == df["caption"].tolist()
@@ -372,9 +372,21 @@ def test_cli_generate_and_register(tmp_path, monkeypatch, capsys):
 
     class FakeClient:
         store_uri = ""
+        registry = SimpleNamespace(GetDataset=None)
+
+        def call(self, fn, request):  # the name check before any upload: the name is free
+            import grpc
+
+            from failurelens.clients import FailureLensError
+
+            raise FailureLensError.local(grpc.StatusCode.NOT_FOUND, f"dataset {request.dataset_id!r} not found")
 
         def register_dataset(self, on_progress=None, **fields):
+            from failurelens.store import open_store
+
             registered.update(fields)
+            store = open_store(str(tmp_path / "store"))
+            registered["uploaded"] = [i.key for i in store.list("uploads/")]
             return SimpleNamespace(
                 dataset_id=fields["name"],
                 num_rows=96,
@@ -387,7 +399,10 @@ def test_cli_generate_and_register(tmp_path, monkeypatch, capsys):
     ns = ap.parse_args(["world", "register", str(out), "--name", "tiny-world"])
     assert ns.fn(ns) == 0
     assert registered["name"] == "tiny-world" and registered["class_names"] == d["classes"]
-    assert registered["manifest_uri"].endswith("uploads/datasets/tiny-world/manifest.parquet")
+    # uploads went to a staging prefix of this call, removed once the call ended
+    assert re.search(r"/uploads/dataset-tiny-world-[0-9a-f]{12}/manifest\.parquet$", registered["manifest_uri"]), registered["manifest_uri"]
+    assert len(registered["uploaded"]) == 96 + 1
+    assert not (tmp_path / "store" / "uploads").exists() or not any((tmp_path / "store" / "uploads").rglob("*.png"))
     assert "dataset tiny-world" in capsys.readouterr().out
     ns = ap.parse_args(["world", "register", str(tmp_path), "--name", "x"])
     assert ns.fn(ns) == 1

@@ -5,6 +5,7 @@ the same numbers as onnxruntime in-process."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,10 @@ def test_triton_and_the_embedding_service_return_the_same_numbers(tmp_path):
             r = client.embed(dataset_id=ds.dataset_id, model_id=name)
             rows = st.get_npy(st.key_from_uri(r.rows.uri))
             x = np.stack(
-                [np.asarray(Image.open(world_dir / u.split("/uploads/datasets/world/images/", 1)[1]).convert("RGB")) for u in manifest.uri[rows]]
+                [
+                    np.asarray(Image.open(world_dir / re.split(r"/datasets/world/[^/]+/images/", u, maxsplit=1)[1]).convert("RGB"))
+                    for u in manifest.uri[rows]
+                ]
             )
             xs = preprocess([Image.fromarray(a) for a in x], preprocessing())
             sess = ort.InferenceSession(str(REPO / e["onnx"]), providers=["CPUExecutionProvider"])

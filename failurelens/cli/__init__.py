@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from failurelens import errors
 from failurelens.cli import datasets, discover, embed, main_job, models, stack, world
 from failurelens.clients.client import FailureLensError
 
@@ -39,6 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
         return int(ns.fn(ns) or 0)
-    except (FailureLensError, FileNotFoundError) as exc:
+    except (FailureLensError, errors.Error, FileNotFoundError) as exc:  # what the user can fix: no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -53,15 +53,9 @@ def cmd_up(ns: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     stack.start(timeout=ns.timeout)
     print_stack(stack.record("ready"))
-    print("stack is up; Ctrl-C or `failurelens down` stops it", flush=True)
+    print("stack is up (a process that dies is restarted); Ctrl-C or `failurelens down` stops it", flush=True)
     try:
         while not stop["flag"]:
-            for name, sp in stack.procs.items():
-                if sp.proc.poll() is not None:
-                    print(
-                        f"service {name} exited with code {sp.proc.returncode}; stopping the stack (log: {sp.log_path})", file=sys.stderr, flush=True
-                    )
-                    stop["flag"] = True
             time.sleep(0.3)
     finally:
         print("stopping the stack ...", flush=True)
@@ -108,18 +102,26 @@ def cmd_down(ns: argparse.Namespace) -> int:
 
 
 def cmd_status(ns: argparse.Namespace) -> int:
-    from failurelens.stack import check_health, read_record
+    from failurelens.stack import check_health, read_record, triton_health
 
     rec = read_record(ns.state_dir)
     if rec is None:
         print(f"no stack recorded in {ns.state_dir}")
         return 1
     bad = 0
+    if rec.get("triton"):
+        t = rec["triton"]
+        live, ready = triton_health(t["grpc"])
+        state = "READY" if ready else ("LIVE, NOT READY" if live else "DOWN")
+        bad += not ready
+        print(f"{'triton':16s} {t['grpc']:22s} {state}" + (f"  (restarted {t['restarts']}x)" if t.get("restarts") else ""))
     for name, s in rec["services"].items():
         try:
             status = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING"}.get(check_health(s["address"]), "?")
         except Exception as exc:
             status = f"DOWN ({type(exc).__name__})"
         bad += status != "SERVING"
-        print(f"{name:16s} {s['address']:22s} {status}")
+        print(f"{name:16s} {s['address']:22s} {status}" + (f"  (restarted {s['restarts']}x)" if s.get("restarts") else ""))
+    for name in rec.get("given_up", []):
+        print(f"{name}: restarted too often; the supervisor gave up (see {rec['log_dir']})")
     return 1 if bad else 0

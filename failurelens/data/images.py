@@ -65,6 +65,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_PIXELS = 40_000_000
+#: the most pixels a caller may allow per image (beyond it one image could exhaust the server's memory)
+MAX_PIXELS_LIMIT = 250_000_000
 #: Raw file size refused by :func:`read_image` before reading (independent of the pixel limit).
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 ACCEPTED_FORMATS = ("PNG", "JPEG")
@@ -154,9 +156,14 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def megapixels(pixels: float) -> str:
+    """``12,345.6 MP`` style: grouped digits, at most one decimal, never scientific notation."""
+    return f"{pixels / 1e6:,.1f}".removesuffix(".0") + " MP"
+
+
 def _too_large(w: int, h: int, max_pixels: int) -> ImageDecodeError:
     return ImageDecodeError(
-        f"image is {w}x{h} = {w * h / 1e6:.1f} MP; the limit is {max_pixels / 1e6:g} MP; downscale it "
+        f"image is {w}x{h} = {megapixels(w * h)}; the limit is {megapixels(max_pixels)}; downscale it "
         f"(e.g. to at most {int(math.sqrt(max_pixels))}x{int(math.sqrt(max_pixels))}) and upload it again",
         kind="too_large",
     )

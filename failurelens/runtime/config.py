@@ -24,6 +24,7 @@ class ServiceConfig:
     log_level: str = "INFO"
     store: str = ""  # artifact store URI (see failurelens.store.open_store); empty: FAILURELENS_STORE or ./.state/store
     triton_url: str = "127.0.0.1:8001"
+    triton_key: str = ""  # the key of Triton's restricted protocols (model control, shared memory); the stack generates it
     triton_shared_memory: int = 0  # 1: send large inputs to Triton through system shared memory (same host only)
     triton_repository: str = ""  # local Triton model repository folder the registry writes into
     state_dir: str = ".state"

@@ -40,6 +40,10 @@ class InvalidKeyError(errors.InvalidArgument, StoreError):
     """The key or URI is not acceptable (``..``, absolute, wrong bucket, ...)."""
 
 
+class ConflictError(errors.Aborted, StoreError):
+    """A conditional write lost: the object changed (or appeared) since the caller read it."""
+
+
 class ObjectNotFoundError(errors.NotFound, StoreError, KeyError):
     """No object under that key."""
 
@@ -133,6 +137,32 @@ def check_npy_header(fp: IO[bytes], key: str) -> None:
         raise StoreError(f"object {key!r} holds a pickled (object dtype) array; refusing to unpickle it")
 
 
+def encode_npy(array: Any) -> bytes:
+    """``.npy`` bytes of an array; object arrays are refused (they would need pickle)."""
+    array = np.asarray(array)
+    if array.dtype.hasobject:
+        raise StoreError("object arrays cannot be stored without pickle; convert to a numeric or string dtype")
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def encode_json(obj: Any) -> bytes:
+    return json.dumps(obj, indent=2, sort_keys=True).encode()
+
+
+def encode_parquet(table: Any) -> bytes:
+    """Parquet bytes of a ``pyarrow.Table`` or ``pandas.DataFrame``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
 class ArtifactStore(abc.ABC):
     """Object storage used by every service. Implementations are thread-safe."""
 
@@ -156,6 +186,16 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def put_stream(self, key: str, stream: ReadableStream, length: int = -1, content_type: str = "application/octet-stream") -> ObjectInfo:
         """Write a stream of unknown (``-1``) or known length atomically, without buffering it whole."""
+
+    @abc.abstractmethod
+    def put_bytes_if(self, key: str, data: bytes, content_type: str = "application/octet-stream", *, expected_etag: str | None) -> ObjectInfo:
+        """Compare-and-set: write ``data`` only if the object's etag is still ``expected_etag``
+        (``None``: only if there is no object yet), atomically against every other writer of the
+        store, else raise :class:`ConflictError`."""
+
+    @abc.abstractmethod
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        """A copy of an object under another key, made inside the store (no download)."""
 
     @abc.abstractmethod
     def open(self, key: str) -> IO[bytes]:
@@ -214,12 +254,7 @@ class ArtifactStore(abc.ABC):
     def put_npy(self, key: str, array: np.ndarray) -> ObjectInfo:
         """Store an array as ``.npy``; object arrays are refused (they would need pickle)."""
         self._check_key(key)
-        array = np.asarray(array)
-        if array.dtype.hasobject:
-            raise StoreError("object arrays cannot be stored without pickle; convert to a numeric or string dtype")
-        buf = io.BytesIO()
-        np.save(buf, array, allow_pickle=False)
-        return self.put_bytes(key, buf.getvalue(), "application/x-npy")
+        return self.put_bytes(key, encode_npy(array), "application/x-npy")
 
     def get_npy(self, key: str, mmap: bool = False) -> np.ndarray:
         """Load a ``.npy`` object. Pickled payloads are refused (:class:`StoreError`).
@@ -236,7 +271,7 @@ class ArtifactStore(abc.ABC):
 
     def put_json(self, key: str, obj: Any) -> ObjectInfo:
         self._check_key(key)
-        return self.put_bytes(key, json.dumps(obj, indent=2, sort_keys=True).encode(), "application/json")
+        return self.put_bytes(key, encode_json(obj), "application/json")
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
@@ -244,14 +279,7 @@ class ArtifactStore(abc.ABC):
     def put_parquet(self, key: str, table: Any) -> ObjectInfo:
         """Store a ``pyarrow.Table`` or ``pandas.DataFrame`` as Parquet."""
         self._check_key(key)
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if not isinstance(table, pa.Table):
-            table = pa.Table.from_pandas(table, preserve_index=False)
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        return self.put_bytes(key, buf.getvalue(), "application/vnd.apache.parquet")
+        return self.put_bytes(key, encode_parquet(table), "application/vnd.apache.parquet")
 
     def get_parquet(self, key: str) -> Any:
         """Load a Parquet object as a ``pyarrow.Table``."""

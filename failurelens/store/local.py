@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
+import fcntl
+import hashlib
 import mimetypes
 import os
 import tempfile
@@ -15,6 +18,7 @@ import numpy as np
 
 from .base import (
     ArtifactStore,
+    ConflictError,
     InvalidKeyError,
     ObjectInfo,
     ObjectNotFoundError,
@@ -168,6 +172,45 @@ class LocalStore(ArtifactStore):
 
         info = self._write(key, chunks())
         return ObjectInfo(key, info.size, info.etag, content_type)
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        """An exclusive lock on ``key`` among every process using this store folder (flock)."""
+        folder = self.root / (TEMP_PREFIX + "locks")
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / hashlib.sha256(key.encode()).hexdigest(), os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def put_bytes_if(self, key: str, data: bytes, content_type: str = "application/octet-stream", *, expected_etag: str | None) -> ObjectInfo:
+        self._path(key)
+        with self._locked(key):
+            try:
+                current: str | None = self.stat(key).etag
+            except ObjectNotFoundError:
+                current = None
+            if current != expected_etag:
+                raise ConflictError(f"{key!r} changed since it was read (a concurrent writer won)")
+            return self.put_bytes(key, data, content_type)
+
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        """A hard link where the filesystem allows (writes always replace files, never change
+        them in place, so the copy keeps its content), else a byte copy."""
+        src, dst = self._path(src_key), self._path(dst_key)
+        if not src.is_file():
+            raise ObjectNotFoundError(f"no object {src_key!r} in {self.root}", key=src_key)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / f"{TEMP_PREFIX}{os.urandom(6).hex()}"
+        try:
+            os.link(src, tmp)
+        except OSError:
+            with open(src, "rb") as f:
+                return self.put_stream(dst_key, f, os.path.getsize(src), _content_type(dst_key))
+        os.replace(tmp, dst)
+        return self.stat(dst_key)
 
     # --- reading ----------------------------------------------------------------------------
     def open(self, key: str) -> IO[bytes]:

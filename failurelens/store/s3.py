@@ -11,12 +11,14 @@ from typing import IO, Any, BinaryIO, cast
 import certifi
 import urllib3
 from minio import Minio
+from minio.commonconfig import CopySource
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from urllib3.util.retry import Retry
 
 from .base import (
     ArtifactStore,
+    ConflictError,
     InvalidKeyError,
     ObjectInfo,
     ObjectNotFoundError,
@@ -118,6 +120,29 @@ class S3Store(ArtifactStore):
         except S3Error as exc:
             raise self._error(exc, key, reading=False) from exc
         return ObjectInfo(key, len(data), result.etag or "", content_type)
+
+    def put_bytes_if(self, key: str, data: bytes, content_type: str = "application/octet-stream", *, expected_etag: str | None) -> ObjectInfo:
+        """S3 conditional writes (``If-None-Match: *`` / ``If-Match: <etag>``), which MinIO and AWS
+        evaluate atomically."""
+        validate_key(key)
+        data = bytes(data)
+        condition = {"If-None-Match": "*"} if expected_etag is None else {"If-Match": f'"{expected_etag}"'}
+        try:
+            result = self.client._put_object(self.bucket, key, data, {"Content-Type": content_type, **condition})
+        except S3Error as exc:
+            if exc.code in ("PreconditionFailed", "ConditionalRequestConflict") or (expected_etag is not None and exc.code in _MISSING_KEY):
+                raise ConflictError(f"{key!r} changed since it was read (a concurrent writer won)") from None
+            raise self._error(exc, key, reading=False) from exc
+        return ObjectInfo(key, len(data), result.etag or "", content_type)
+
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        validate_key(src_key)
+        validate_key(dst_key)
+        try:
+            self.client.copy_object(self.bucket, dst_key, CopySource(self.bucket, src_key))
+        except S3Error as exc:
+            raise self._error(exc, src_key, reading=True) from exc
+        return self.stat(dst_key)
 
     def put_stream(self, key: str, stream: ReadableStream, length: int = -1, content_type: str = "application/octet-stream") -> ObjectInfo:
         validate_key(key)

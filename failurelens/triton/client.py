@@ -25,8 +25,9 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from failurelens.errors import Error
+from failurelens.triton.launcher import ADMIN_KEY_HEADER
 
-__all__ = ["TritonClient", "TritonInferenceError"]
+__all__ = ["ADMIN_KEY_HEADER", "TritonClient", "TritonInferenceError"]
 
 T = TypeVar("T")
 
@@ -92,7 +93,9 @@ class _ShmPool:
         handle = shm.create_shared_memory_region(name, "/" + name, size)
         try:
             self._client._call(
-                lambda t: self._client._grpc.register_system_shared_memory(name, "/" + name, size, client_timeout=t),
+                lambda t: self._client._grpc.register_system_shared_memory(
+                    name, "/" + name, size, headers=self._client.admin_headers, client_timeout=t
+                ),
                 timeout_s,
             )
         except Exception:
@@ -131,7 +134,7 @@ class _ShmPool:
             regions, self._all, self._free = self._all, [], []
         for name, handle, _ in regions:
             try:
-                self._client._grpc.unregister_system_shared_memory(name, client_timeout=5)
+                self._client._grpc.unregister_system_shared_memory(name, headers=self._client.admin_headers, client_timeout=5)
             except Exception:
                 pass
             try:
@@ -152,6 +155,7 @@ class TritonClient:
         *,
         use_shared_memory: bool = False,
         shm_threshold_bytes: int = 1 << 20,
+        admin_key: str = "",
     ) -> None:
         if url.startswith(("grpc://", "http://")):
             url = url.split("://", 1)[1]
@@ -161,8 +165,14 @@ class TritonClient:
         self.backoff_s = float(backoff_s)
         self.use_shared_memory = use_shared_memory
         self.shm_threshold_bytes = int(shm_threshold_bytes)
-        self._grpc = grpcclient.InferenceServerClient(url)
+        # reconnect quickly after a server restart (gRPC's default backoff grows to minutes)
+        self._grpc = grpcclient.InferenceServerClient(
+            url, channel_args=[("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000)]
+        )
         self._shm = _ShmPool(self) if use_shared_memory else None
+        #: the header of Triton's restricted protocols (model control, shared-memory registration)
+        # (Triton reads a restricted protocol's gRPC header with the prefix "triton-grpc-protocol-")
+        self.admin_headers = {f"triton-grpc-protocol-{ADMIN_KEY_HEADER}": admin_key} if admin_key else None
 
     # ------------------------------------------------------------------ core
     def _call(self, fn: Callable[[float], T], timeout_s: float | None) -> T:
@@ -253,13 +263,13 @@ class TritonClient:
     # ------------------------------------------------------------------ management
     def load_model(self, name: str, timeout_s: float | None = None, *, config: str | None = None) -> None:
         """Load (or reload) a model in explicit model-control mode."""
-        self._call(lambda t: self._grpc.load_model(name, config=config, client_timeout=t), timeout_s)
+        self._call(lambda t: self._grpc.load_model(name, config=config, headers=self.admin_headers, client_timeout=t), timeout_s)
 
     def unload_model(self, name: str, timeout_s: float | None = None, *, wait: bool = True) -> None:
         """Unload a model; with ``wait`` poll until it is no longer ready."""
         timeout = self.default_timeout_s if timeout_s is None else float(timeout_s)
         deadline = time.monotonic() + timeout
-        self._call(lambda t: self._grpc.unload_model(name, client_timeout=t), timeout)
+        self._call(lambda t: self._grpc.unload_model(name, headers=self.admin_headers, client_timeout=t), timeout)
         while wait and self.is_model_ready(name, timeout_s=max(0.1, deadline - time.monotonic())):
             if time.monotonic() > deadline:
                 raise TritonInferenceError("DEADLINE_EXCEEDED", f"model {name!r} still ready {timeout:.1f}s after unload")
@@ -311,7 +321,7 @@ class TritonClient:
         return self._call(lambda t: self._grpc.get_inference_statistics(name, version, as_json=True, client_timeout=t), timeout_s)
 
     def repository_index(self, timeout_s: float | None = None) -> list[dict[str, Any]]:
-        res = self._call(lambda t: self._grpc.get_model_repository_index(as_json=True, client_timeout=t), timeout_s)
+        res = self._call(lambda t: self._grpc.get_model_repository_index(headers=self.admin_headers, as_json=True, client_timeout=t), timeout_s)
         return list(res.get("models", []))
 
     def close(self) -> None:

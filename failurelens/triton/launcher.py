@@ -47,6 +47,12 @@ __all__ = [
 
 _LOOPBACK = "127.0.0.1"
 _MODEL_CONTROL_MODES = ("none", "poll", "explicit")
+#: the gRPC metadata key (HTTP header) that carries the key of Triton's restricted protocols
+ADMIN_KEY_HEADER = "failurelens-triton-key"
+#: the protocols that need the key: model control, shared-memory registration, server settings
+RESTRICTED_PROTOCOLS = ("model-repository", "shared-memory", "trace", "logging")
+_SHM_DIR = Path("/dev/shm")
+_STUB_REGION = re.compile(r"triton_python_backend_shm_region_[0-9A-Za-z_-]+")
 
 
 class TritonNotFoundError(RuntimeError):
@@ -232,6 +238,8 @@ class TritonServer:
         python_shm_growth_bytes: int = 64 << 20,
         env: dict[str, str] | None = None,
         installation: TritonInstallation | None = None,
+        admin_key: str = "",
+        allow_http: bool = True,
     ) -> None:
         if model_control not in _MODEL_CONTROL_MODES:
             raise ValueError(f"model_control must be one of {_MODEL_CONTROL_MODES}, got {model_control!r}")
@@ -253,6 +261,8 @@ class TritonServer:
         self.python_shm_default_bytes = int(python_shm_default_bytes)
         self.python_shm_growth_bytes = int(python_shm_growth_bytes)
         self._extra_env = dict(env or {})
+        self.admin_key = admin_key
+        self.allow_http = allow_http
         self._installation = installation
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_fh = None
@@ -349,6 +359,7 @@ class TritonServer:
             str(binary),
             f"--model-repository={self.model_repository}",
             f"--backend-directory={backends_dir}",
+            f"--allow-http={'true' if self.allow_http else 'false'}",
             f"--http-address={self.host}",
             f"--http-port={self.http_port}",
             f"--grpc-address={self.host}",
@@ -368,6 +379,12 @@ class TritonServer:
         ]
         if self.model_config_name:
             args.append(f"--model-config-name={self.model_config_name}")
+        if self.admin_key:
+            # model control, shared-memory registration and the server's own settings need the key
+            restricted = ",".join(RESTRICTED_PROTOCOLS)
+            args.append(f"--grpc-restricted-protocol={restricted}:{ADMIN_KEY_HEADER}={self.admin_key}")
+            if self.allow_http:
+                args.append(f"--http-restricted-api={restricted}:{ADMIN_KEY_HEADER}={self.admin_key}")
         for name in self.load_models:
             args.append(f"--load-model={name}")
         args.extend(self.extra_args)
@@ -478,10 +495,32 @@ class TritonServer:
             self._terminate(grace)
             self._cleanup_work_dir()
 
+    def _stub_regions(self) -> set[str]:
+        """The shared-memory regions of this server's python-backend stubs (named in their
+        command lines), which a killed server leaves behind in /dev/shm."""
+        regions: set[str] = set()
+        if self._proc is None:
+            return regions
+        for pid in process_group_members(self._proc.pid, include_zombies=True):
+            with contextlib.suppress(OSError):
+                regions.update(_STUB_REGION.findall(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")))
+        return regions
+
+    def restart(self, timeout: float = 120.0) -> TritonServer:
+        """Start again after a crash, on the same ports (clients keep their addresses), after
+        reaping the dead server, killing its orphaned stubs and removing their shared memory."""
+        with self._lock:
+            self._ports_requested = (self.http_port, self.grpc_port, self.metrics_port)
+            if self.is_running():
+                return self
+            self._terminate(grace=0)
+            return self.start(timeout)
+
     def _terminate(self, grace: float) -> None:
         proc = self._proc
         if proc is None:
             return
+        regions = self._stub_regions()
         pgid = proc.pid
         if proc.poll() is None:
             # Graceful: only the server gets SIGTERM, so it can unload models and let its
@@ -508,6 +547,9 @@ class TritonServer:
             if time.monotonic() > deadline + 5.0:
                 raise RuntimeError(f"processes {left} of tritonserver group {pgid} survive SIGKILL")
             time.sleep(0.05)
+        for region in regions:  # a clean stop removes them itself; a killed server does not
+            with contextlib.suppress(OSError):
+                (_SHM_DIR / region).unlink()
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None

@@ -28,8 +28,10 @@ class TextEncoder:
         timeout: Callable[[float], float] | None = None,
     ) -> np.ndarray:
         """float32 [len(texts), E] embeddings (as the model outputs them, not normalised)."""
-        tok = self._tokenizers.setdefault(context_length, ClipTokenizer(context_length=context_length))
-        ids = tok.encode(list(texts))
+        tok = self._tokenizers.get(context_length)
+        if tok is None:
+            tok = self._tokenizers.setdefault(context_length, ClipTokenizer(context_length=context_length))
+        ids = tok.encode(list(texts), check=check)
         step = self.triton.max_batch_size(text_model, 256)
         chunks = []
         for s in range(0, len(ids), step):

@@ -25,41 +25,41 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61ilurelens/v1/common.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"`\n\x0b\x41rtifactRef\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\r\n\x05shape\x18\x04 \x03(\x03\x12\r\n\x05\x64type\x18\x05 \x01(\t\" \n\nDatasetRef\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"\x1c\n\x08ModelRef\x12\x10\n\x08model_id\x18\x01 \x01(\t\"p\n\x08Progress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0c\n\x04\x64one\x18\x03 \x01(\x03\x12\r\n\x05total\x18\x04 \x01(\x03\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x17\n\x0f\x65lapsed_seconds\x18\x06 \x01(\x01\")\n\x08JobError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa8\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.failurelens.v1.JobState\x12*\n\x08progress\x18\x05 \x01(\x0b\x32\x18.failurelens.v1.Progress\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x18.failurelens.v1.JobError\x12\x11\n\tresult_id\x18\t \x01(\t\"4\n\x08RowError\x12\x0b\n\x03row\x18\x01 \x01(\x03\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"B\n\tRowErrors\x12&\n\x04rows\x18\x01 \x03(\x0b\x32\x18.failurelens.v1.RowError\x12\r\n\x05total\x18\x02 \x01(\x03\"\xaa\x01\n\rPreprocessing\x12\x14\n\x0cinput_height\x18\x01 \x01(\x05\x12\x13\n\x0binput_width\x18\x02 \x01(\x05\x12\x0c\n\x04mean\x18\x03 \x03(\x02\x12\x0b\n\x03std\x18\x04 \x03(\x02\x12*\n\x06resize\x18\x05 \x01(\x0e\x32\x1a.failurelens.v1.ResizeMode\x12\x10\n\x08\x63rop_pct\x18\x06 \x01(\x02\x12\x15\n\rinterpolation\x18\x07 \x01(\t\"\x1c\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x9c\x01\n\x0cHoldoutStats\x12\t\n\x01n\x18\x01 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x02 \x01(\x03\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x16\n\x0e\x65rror_coverage\x18\x04 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x05 \x01(\x01\x12\x0f\n\x07p_value\x18\x06 \x01(\x01\x12\x0f\n\x07q_value\x18\x07 \x01(\x01\x12\x11\n\tvalidated\x18\x08 \x01(\x08*\x84\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_RUNNING\x10\x01\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x02\x12\x14\n\x10JOB_STATE_FAILED\x10\x03\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x04*\x83\x01\n\x12\x43orruptImagePolicy\x12$\n CORRUPT_IMAGE_POLICY_UNSPECIFIED\x10\x00\x12(\n$CORRUPT_IMAGE_POLICY_SKIP_AND_REPORT\x10\x01\x12\x1d\n\x19\x43ORRUPT_IMAGE_POLICY_FAIL\x10\x02*l\n\nResizeMode\x12\x1b\n\x17RESIZE_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13RESIZE_MODE_STRETCH\x10\x01\x12(\n$RESIZE_MODE_SHORTER_SIDE_CENTER_CROP\x10\x02*Q\n\x08Grouping\x12\x18\n\x14GROUPING_UNSPECIFIED\x10\x00\x12\x12\n\x0eGROUPING_LABEL\x10\x01\x12\x17\n\x13GROUPING_PREDICTION\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61ilurelens/v1/common.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n\x0b\x41rtifactRef\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\r\n\x05shape\x18\x04 \x03(\x03\x12\r\n\x05\x64type\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\" \n\nDatasetRef\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"\x1c\n\x08ModelRef\x12\x10\n\x08model_id\x18\x01 \x01(\t\"p\n\x08Progress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0c\n\x04\x64one\x18\x03 \x01(\x03\x12\r\n\x05total\x18\x04 \x01(\x03\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x17\n\x0f\x65lapsed_seconds\x18\x06 \x01(\x01\")\n\x08JobError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa8\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.failurelens.v1.JobState\x12*\n\x08progress\x18\x05 \x01(\x0b\x32\x18.failurelens.v1.Progress\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x18.failurelens.v1.JobError\x12\x11\n\tresult_id\x18\t \x01(\t\"4\n\x08RowError\x12\x0b\n\x03row\x18\x01 \x01(\x03\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"B\n\tRowErrors\x12&\n\x04rows\x18\x01 \x03(\x0b\x32\x18.failurelens.v1.RowError\x12\r\n\x05total\x18\x02 \x01(\x03\"\xaa\x01\n\rPreprocessing\x12\x14\n\x0cinput_height\x18\x01 \x01(\x05\x12\x13\n\x0binput_width\x18\x02 \x01(\x05\x12\x0c\n\x04mean\x18\x03 \x03(\x02\x12\x0b\n\x03std\x18\x04 \x03(\x02\x12*\n\x06resize\x18\x05 \x01(\x0e\x32\x1a.failurelens.v1.ResizeMode\x12\x10\n\x08\x63rop_pct\x18\x06 \x01(\x02\x12\x15\n\rinterpolation\x18\x07 \x01(\t\"\x1c\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x9c\x01\n\x0cHoldoutStats\x12\t\n\x01n\x18\x01 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x02 \x01(\x03\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x16\n\x0e\x65rror_coverage\x18\x04 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x05 \x01(\x01\x12\x0f\n\x07p_value\x18\x06 \x01(\x01\x12\x0f\n\x07q_value\x18\x07 \x01(\x01\x12\x11\n\tvalidated\x18\x08 \x01(\x08*\x84\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_RUNNING\x10\x01\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x02\x12\x14\n\x10JOB_STATE_FAILED\x10\x03\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x04*\x83\x01\n\x12\x43orruptImagePolicy\x12$\n CORRUPT_IMAGE_POLICY_UNSPECIFIED\x10\x00\x12(\n$CORRUPT_IMAGE_POLICY_SKIP_AND_REPORT\x10\x01\x12\x1d\n\x19\x43ORRUPT_IMAGE_POLICY_FAIL\x10\x02*l\n\nResizeMode\x12\x1b\n\x17RESIZE_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13RESIZE_MODE_STRETCH\x10\x01\x12(\n$RESIZE_MODE_SHORTER_SIDE_CENTER_CROP\x10\x02*Q\n\x08Grouping\x12\x18\n\x14GROUPING_UNSPECIFIED\x10\x00\x12\x12\n\x0eGROUPING_LABEL\x10\x01\x12\x17\n\x13GROUPING_PREDICTION\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'failurelens.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=1183
-  _globals['_JOBSTATE']._serialized_end=1315
-  _globals['_CORRUPTIMAGEPOLICY']._serialized_start=1318
-  _globals['_CORRUPTIMAGEPOLICY']._serialized_end=1449
-  _globals['_RESIZEMODE']._serialized_start=1451
-  _globals['_RESIZEMODE']._serialized_end=1559
-  _globals['_GROUPING']._serialized_start=1561
-  _globals['_GROUPING']._serialized_end=1642
+  _globals['_JOBSTATE']._serialized_start=1199
+  _globals['_JOBSTATE']._serialized_end=1331
+  _globals['_CORRUPTIMAGEPOLICY']._serialized_start=1334
+  _globals['_CORRUPTIMAGEPOLICY']._serialized_end=1465
+  _globals['_RESIZEMODE']._serialized_start=1467
+  _globals['_RESIZEMODE']._serialized_end=1575
+  _globals['_GROUPING']._serialized_start=1577
+  _globals['_GROUPING']._serialized_end=1658
   _globals['_ARTIFACTREF']._serialized_start=80
-  _globals['_ARTIFACTREF']._serialized_end=176
-  _globals['_DATASETREF']._serialized_start=178
-  _globals['_DATASETREF']._serialized_end=210
-  _globals['_MODELREF']._serialized_start=212
-  _globals['_MODELREF']._serialized_end=240
-  _globals['_PROGRESS']._serialized_start=242
-  _globals['_PROGRESS']._serialized_end=354
-  _globals['_JOBERROR']._serialized_start=356
-  _globals['_JOBERROR']._serialized_end=397
-  _globals['_JOB']._serialized_start=400
-  _globals['_JOB']._serialized_end=696
-  _globals['_ROWERROR']._serialized_start=698
-  _globals['_ROWERROR']._serialized_end=750
-  _globals['_ROWERRORS']._serialized_start=752
-  _globals['_ROWERRORS']._serialized_end=818
-  _globals['_PREPROCESSING']._serialized_start=821
-  _globals['_PREPROCESSING']._serialized_end=991
-  _globals['_STRINGLIST']._serialized_start=993
-  _globals['_STRINGLIST']._serialized_end=1021
-  _globals['_HOLDOUTSTATS']._serialized_start=1024
-  _globals['_HOLDOUTSTATS']._serialized_end=1180
+  _globals['_ARTIFACTREF']._serialized_end=192
+  _globals['_DATASETREF']._serialized_start=194
+  _globals['_DATASETREF']._serialized_end=226
+  _globals['_MODELREF']._serialized_start=228
+  _globals['_MODELREF']._serialized_end=256
+  _globals['_PROGRESS']._serialized_start=258
+  _globals['_PROGRESS']._serialized_end=370
+  _globals['_JOBERROR']._serialized_start=372
+  _globals['_JOBERROR']._serialized_end=413
+  _globals['_JOB']._serialized_start=416
+  _globals['_JOB']._serialized_end=712
+  _globals['_ROWERROR']._serialized_start=714
+  _globals['_ROWERROR']._serialized_end=766
+  _globals['_ROWERRORS']._serialized_start=768
+  _globals['_ROWERRORS']._serialized_end=834
+  _globals['_PREPROCESSING']._serialized_start=837
+  _globals['_PREPROCESSING']._serialized_end=1007
+  _globals['_STRINGLIST']._serialized_start=1009
+  _globals['_STRINGLIST']._serialized_end=1037
+  _globals['_HOLDOUTSTATS']._serialized_start=1040
+  _globals['_HOLDOUTSTATS']._serialized_end=1196
 # @@protoc_insertion_point(module_scope)

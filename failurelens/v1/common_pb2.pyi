@@ -51,18 +51,20 @@ GROUPING_LABEL: Grouping
 GROUPING_PREDICTION: Grouping
 
 class ArtifactRef(_message.Message):
-    __slots__ = ("uri", "media_type", "size_bytes", "shape", "dtype")
+    __slots__ = ("uri", "media_type", "size_bytes", "shape", "dtype", "sha256")
     URI_FIELD_NUMBER: _ClassVar[int]
     MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
     uri: str
     media_type: str
     size_bytes: int
     shape: _containers.RepeatedScalarFieldContainer[int]
     dtype: str
-    def __init__(self, uri: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ...) -> None: ...
+    sha256: str
+    def __init__(self, uri: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("dataset_id",)
