@@ -31,11 +31,13 @@ from failurelens.v1 import (
     common_pb2,
     embedding_pb2,
     embedding_pb2_grpc,
+    generation_pb2,
     generation_pb2_grpc,
     jobs_pb2_grpc,
     pipeline_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
+    retraining_pb2,
     retraining_pb2_grpc,
     slice_discovery_pb2,
     slice_discovery_pb2_grpc,
@@ -258,3 +260,27 @@ class FailureLensClient:
     ) -> captioning_pb2.BackgroundAssignment:
         req = captioning_pb2.AssignBackgroundsRequest(**fields)
         return self.run_job(self.captioning.AssignBackgrounds(req, timeout=timeout), "result", on_progress)
+
+    def split_debug_set(self, timeout: float | None = None, **fields: Any) -> slice_discovery_pb2.DebugSplit:
+        return self.call(self.slice_discovery.SplitDebugSet, slice_discovery_pb2.SplitDebugSetRequest(**fields), timeout=timeout)
+
+    def compare_failures(self, prediction_embedding_ids: list[str], timeout: float | None = None) -> slice_discovery_pb2.FailureOverlap:
+        req = slice_discovery_pb2.CompareFailuresRequest(prediction_embedding_ids=prediction_embedding_ids)
+        return self.call(self.slice_discovery.CompareFailures, req, timeout=timeout)
+
+    # --- repair ------------------------------------------------------------------------------
+    def list_generators(self) -> generation_pb2.ListGeneratorsResponse:
+        return self.call(self.generation.ListGenerators, generation_pb2.ListGeneratorsRequest())
+
+    def generate(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> generation_pb2.GenerateResult:
+        req = generation_pb2.GenerateRequest(**fields)
+        return self.run_job(self.generation.Generate(req, timeout=timeout), "result", on_progress)
+
+    def retrain_head(
+        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
+    ) -> retraining_pb2.RetrainHeadResult:
+        req = retraining_pb2.RetrainHeadRequest(**fields)
+        return self.run_job(self.retraining.RetrainHead(req, timeout=timeout), "result", on_progress)
+
+    def evaluate_head(self, timeout: float | None = None, **fields: Any) -> retraining_pb2.HeadEvaluation:
+        return self.call(self.retraining.EvaluateHead, retraining_pb2.EvaluateHeadRequest(**fields), timeout=timeout)

@@ -110,6 +110,21 @@ def validate_model_name(name: str, field: str) -> str:
     return name
 
 
+def model_version(model: registry_pb2.Model, version: int | None, field: str = "model_version") -> int:
+    """The version of a model a request names (None: its latest); NotFound for one it lacks.
+    Version 1 is the registered ONNX; retrained heads add later ones (``Model.versions``)."""
+    known = [v.version for v in model.versions] or [1]
+    if version is None:
+        return max(known)
+    if version not in known:
+        raise errors.NotFound(
+            f"model {model.model_id!r} has no version {version}; its versions are {sorted(known)}",
+            resource_type="model version",
+            name=f"{model.model_id}/{version}",
+        )
+    return int(version)
+
+
 def derived_id(prefix: str, *parts: Any) -> str:
     """``<prefix>-<12 hex digits>`` naming something after its inputs: the same inputs (messages,
     strings, numbers, lists of them) give the same id."""

@@ -92,13 +92,19 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
             raise errors.InvalidArgument.about("batch_size", f"batch_size {request.batch_size} must be between 1 and 1024 (0 = default 32)")
         dataset = self.catalog.dataset(request.dataset_id)
         model = self.catalog.model(request.model_id)
-        embedding_id = request.embedding_id or "--".join([request.dataset_id, request.model_id] + sorted(request.splits))
+        model_version = cat.model_version(model, request.model_version if request.HasField("model_version") else None, "model_version")
+        default_id = "--".join(
+            [request.dataset_id, request.model_id + (f"--v{model_version}" if model_version > 1 else "")]
+            + sorted(request.splits)
+            + ([cat.derived_id("rows", request.rows_uri)] if request.rows_uri else [])
+        )
+        embedding_id = request.embedding_id or default_id
         cat.validate_id("embedding set", embedding_id, "embedding_id")
         self.catalog.ensure_free("embedding set", embedding_id, request.overwrite)
         async for update in self.ctx.jobs.stream(
             context,
             "Embed",
-            lambda job: self._embed(request, dataset, model, embedding_id, job),
+            lambda job: self._embed(request, dataset, model, model_version, embedding_id, job),
             lambda p: embedding_pb2.EmbedUpdate(progress=p),
             lambda r: embedding_pb2.EmbedUpdate(result=r),
             lambda r: r.embedding_id,
@@ -106,7 +112,13 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
             yield update
 
     def _embed(
-        self, request: embedding_pb2.EmbedRequest, dataset: registry_pb2.Dataset, model: registry_pb2.Model, embedding_id: str, job: JobContext
+        self,
+        request: embedding_pb2.EmbedRequest,
+        dataset: registry_pb2.Dataset,
+        model: registry_pb2.Model,
+        model_version: int,
+        embedding_id: str,
+        job: JobContext,
     ) -> embedding_pb2.EmbeddingSet:
         store = self.store
         df = self.catalog.load_manifest(dataset)
@@ -118,6 +130,13 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
                     "splits", f"dataset {dataset.dataset_id!r} has no split(s) {unknown}; it has {sorted(dataset.split_counts)}"
                 )
             rows = rows[df["split"].isin(list(request.splits)).to_numpy()]
+        if request.rows_uri:
+            wanted = self.catalog.read_npy(request.rows_uri, "rows_uri", "give the URI of an int64 .npy of manifest rows")
+            if wanted.ndim != 1 or wanted.dtype.kind not in "iu":
+                raise errors.InvalidArgument.about("rows_uri", f"expected a 1-d integer array of manifest rows, found {wanted.dtype} {wanted.shape}")
+            rows = rows[np.isin(rows, wanted)]
+            if len(rows) == 0:
+                raise errors.InvalidArgument.about("rows_uri", "none of these rows is in the dataset (within the splits asked for)")
         if model.kind == registry_pb2.MODEL_KIND_CLASSIFIER and model.num_classes != len(dataset.class_names):
             raise errors.FailedPrecondition(
                 f"model {model.model_id!r} has {model.num_classes} classes but dataset {dataset.dataset_id!r} has {len(dataset.class_names)}",
@@ -127,7 +146,8 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
         pp = preprocessing_from_proto(model.preprocessing, None)
         outputs = _outputs_for(model, request.include_feature_map)
         triton_model = model.triton_models[0]
-        meta = self.triton.model_metadata(triton_model)
+        triton_version = str(model_version) if model.versions else ""
+        meta = self.triton.model_metadata(triton_model, triton_version)
         input_name = meta["inputs"][0]["name"]
         out_shapes = {o["name"]: tuple(int(d) for d in o["shape"][1:]) for o in meta["outputs"]}
         policy = request.corrupt_image_policy or common_pb2.CORRUPT_IMAGE_POLICY_SKIP_AND_REPORT
@@ -175,7 +195,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
                     for r, _, _ in bad:
                         keep[np.searchsorted(rows, r)] = False
                 if ok:
-                    res = self.triton.infer(triton_model, {input_name: x}, list(outputs), timeout_s=job.timeout(120.0))
+                    res = self.triton.infer(triton_model, {input_name: x}, list(outputs), timeout_s=job.timeout(120.0), model_version=triton_version)
                     pos = np.asarray(ok)
                     for tname, w in writers.items():
                         w.write(pos, res[tname])
@@ -196,6 +216,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
                     embedding_id=embedding_id,
                     dataset_id=dataset.dataset_id,
                     model_id=model.model_id,
+                    model_version=model_version,
                     splits=list(request.splits),
                     num_rows=len(kept_rows),
                     images_per_second=(n - len(skipped)) / elapsed if elapsed > 0 else 0.0,

@@ -11,14 +11,11 @@ checked before any work; a rejected or failed call leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
-import os
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -47,20 +44,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
         self.store = self.catalog.store
         self.repo_dir = ctx.config.resolved_triton_repository()
-        self.lock_dir = Path(ctx.config.state_dir) / "locks"
         self.triton = triton or TritonClient(ctx.config.triton_url, admin_key=ctx.config.triton_key)
 
-    @contextlib.contextmanager
-    def _model_lock(self, name: str) -> Iterator[None]:
-        """One registration or deletion of a model name at a time, across every process sharing
-        the Triton repository (its folders are written outside the store's compare-and-set)."""
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_dir / f"model-{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _model_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """One registration, new version or deletion of a model at a time, across every process
+        sharing the Triton repository (its folders are written outside the store's compare-and-set)."""
+        return trepo.model_lock(self.repo_dir, name)
 
     # ------------------------------------------------------------------------------ datasets
     async def RegisterDataset(self, request: registry_pb2.RegisterDatasetRequest, context: grpc.aio.ServicerContext):

@@ -24,6 +24,7 @@ class ServiceConfig:
     log_level: str = "INFO"
     store: str = ""  # artifact store URI (see failurelens.store.open_store); empty: FAILURELENS_STORE or ./.state/store
     triton_url: str = "127.0.0.1:8001"
+    peers: str = ""  # addresses of the other services, "registry=host:port,..." (local stack: its port files)
     triton_key: str = ""  # the key of Triton's restricted protocols (model control, shared memory); the stack generates it
     triton_shared_memory: int = 0  # 1: send large inputs to Triton through system shared memory (same host only)
     triton_repository: str = ""  # local Triton model repository folder the registry writes into
@@ -31,6 +32,8 @@ class ServiceConfig:
     port_file: str = ""  # if set, "port metrics_port" is written here once serving
     workers: int = 2  # threads for blocking job work
     discovery_jobs: int = 0  # worker processes for per-class discovery fitting (0: all cores)
+    world_config: str = ""  # generation: the world config JSON of the "world" generator (empty: the built-in default world)
+    diffusers_pipelines: str = ""  # generation: diffusers pipelines from local folders, "name=/path,..." (e.g. sd15=/models/sd15)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServiceConfig:

@@ -57,6 +57,10 @@ def to_status(exc: BaseException, method: str = "") -> tuple[grpc.StatusCode, st
         text, details = str(exc), _details(exc)
         if code == grpc.StatusCode.INTERNAL:
             log.error("%s failed: %s", method or "call", text, exc_info=exc)
+    elif isinstance(exc, grpc.RpcError) and isinstance(getattr(exc, "code", lambda: None)(), grpc.StatusCode):
+        # a call to another service failed: its status and message, said to be the peer's
+        code, details = exc.code(), []
+        text = f"a call to another failurelens service failed: {exc.details()}"
     else:
         error_id = uuid.uuid4().hex[:12]
         log.error("%s failed with an unexpected error (error id %s)", method or "call", error_id, exc_info=exc)

@@ -15,14 +15,16 @@ then unused.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -648,3 +650,85 @@ def write_attack_model(
 
 
 __all__ += ["ATTACK_SUFFIX", "attack_model_py_source", "attack_model_spec", "feature_attack_source", "write_attack_model"]
+
+
+# ---------------------------------------------------------------------- versions of a model
+VERSION_POLICY_ALL = "version_policy: { all { } }"
+
+
+def model_versions(repo_dir: str | os.PathLike[str], name: str) -> list[int]:
+    """The version folders of a model in the repository, ascending."""
+    folder = Path(repo_dir) / validate_model_name(name)
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()) if folder.is_dir() else []
+
+
+def add_version(repo_dir: str | os.PathLike[str], name: str, version: int, onnx_model: bytes) -> Path:
+    """Publish ``onnx_model`` as version ``version`` of an existing model, every version served.
+
+    The whole model folder is rebuilt beside the repository (the existing versions, the new one
+    with the model's python-backend wrapper, both configs with ``version_policy: { all { } }``)
+    and swapped in atomically, so Triton never sees a half-written version; reload the model to
+    serve it. An existing folder of that version is refused (versions never change)."""
+    repo = Path(repo_dir)
+    final = repo / validate_model_name(name)
+    if not final.is_dir():
+        raise FileNotFoundError(f"model {name!r} is not in the repository {repo}")
+    if isinstance(version, bool) or int(version) < 1:
+        raise ValueError(f"version must be an integer >= 1, got {version!r}")
+    existing = model_versions(repo, name)
+    if int(version) in existing:
+        raise FileExistsError(f"version {version} of model {name!r} exists already; versions never change")
+    staging = _staging_dir(repo, name, "version")
+    try:
+        shutil.rmtree(staging)
+        shutil.copytree(final, staging, symlinks=False)
+        vdir = staging / str(int(version))
+        vdir.mkdir()
+        template = staging / str(existing[-1]) / "model.py" if existing else None
+        if template is not None and template.exists():
+            shutil.copyfile(template, vdir / "model.py")
+        (vdir / "model.onnx").write_bytes(bytes(onnx_model))
+        for config in [staging / "config.pbtxt", *sorted((staging / "configs").glob("*.pbtxt"))]:
+            text = config.read_text(encoding="utf-8")
+            if "version_policy" not in text:
+                config.write_text(text.rstrip("\n") + "\n" + VERSION_POLICY_ALL + "\n", encoding="utf-8")
+        _publish(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return final / str(int(version))
+
+
+@contextlib.contextmanager
+def model_lock(repo_dir: str | os.PathLike[str], name: str) -> Iterator[None]:
+    """Exclusive use of one model's folder among every process sharing the repository (an
+    flock in a folder beside it, which Triton does not scan): registration, new versions,
+    deletion."""
+    repo = Path(repo_dir)
+    folder = repo.parent / f".{repo.name}.locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{validate_model_name(name)}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_version(repo_dir: str | os.PathLike[str], name: str, version: int) -> bool:
+    """Take one version out of a model folder (rebuilt beside the repository and swapped in
+    atomically); reload the model afterwards. False if there was no such version."""
+    repo = Path(repo_dir)
+    final = repo / validate_model_name(name)
+    if not (final / str(int(version))).is_dir():
+        return False
+    staging = _staging_dir(repo, name, "unversion")
+    try:
+        shutil.rmtree(staging)
+        shutil.copytree(final, staging, symlinks=False)
+        shutil.rmtree(staging / str(int(version)))
+        _publish(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return True

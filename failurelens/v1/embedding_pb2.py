@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from failurelens.v1 import common_pb2 as failurelens_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66\x61ilurelens/v1/embedding.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1b\x66\x61ilurelens/v1/common.proto\"\xe0\x01\n\x0c\x45mbedRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0e\n\x06splits\x18\x03 \x03(\t\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12@\n\x14\x63orrupt_image_policy\x18\x05 \x01(\x0e\x32\".failurelens.v1.CorruptImagePolicy\x12\x1b\n\x13include_feature_map\x18\x06 \x01(\x08\x12\x14\n\x0c\x65mbedding_id\x18\x07 \x01(\t\x12\x11\n\toverwrite\x18\x08 \x01(\x08\"u\n\x0b\x45mbedUpdate\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.failurelens.v1.ProgressH\x00\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.failurelens.v1.EmbeddingSetH\x00\x42\x08\n\x06update\"\xf7\x04\n\x0c\x45mbeddingSet\x12\x14\n\x0c\x65mbedding_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x0e\n\x06splits\x18\x04 \x03(\t\x12\x10\n\x08num_rows\x18\x05 \x01(\x03\x12)\n\x04rows\x18\x06 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12+\n\x06labels\x18\x07 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12+\n\x06logits\x18\x08 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x30\n\x0bpredictions\x18\t \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12-\n\x08\x66\x65\x61tures\x18\n \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x30\n\x0b\x66\x65\x61ture_map\x18\x0b \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x35\n\x10image_embeddings\x18\x0c \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12/\n\x0cskipped_rows\x18\r \x01(\x0b\x32\x19.failurelens.v1.RowErrors\x12,\n\x07skipped\x18\x0e \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x10\n\x08\x61\x63\x63uracy\x18\x0f \x01(\x01\x12\x19\n\x11images_per_second\x18\x10 \x01(\x01\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x11\x45mbedTextsRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"a\n\x12\x45mbedTextsResponse\x12/\n\nembeddings\x18\x01 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\"+\n\x13GetEmbeddingRequest\x12\x14\n\x0c\x65mbedding_id\x18\x01 \x01(\t\"=\n\x15ListEmbeddingsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\"J\n\x16ListEmbeddingsResponse\x12\x30\n\nembeddings\x18\x01 \x03(\x0b\x32\x1c.failurelens.v1.EmbeddingSet2\xda\x02\n\tEmbedding\x12\x44\n\x05\x45mbed\x12\x1c.failurelens.v1.EmbedRequest\x1a\x1b.failurelens.v1.EmbedUpdate0\x01\x12S\n\nEmbedTexts\x12!.failurelens.v1.EmbedTextsRequest\x1a\".failurelens.v1.EmbedTextsResponse\x12Q\n\x0cGetEmbedding\x12#.failurelens.v1.GetEmbeddingRequest\x1a\x1c.failurelens.v1.EmbeddingSet\x12_\n\x0eListEmbeddings\x12%.failurelens.v1.ListEmbeddingsRequest\x1a&.failurelens.v1.ListEmbeddingsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66\x61ilurelens/v1/embedding.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1b\x66\x61ilurelens/v1/common.proto\"\xa0\x02\n\x0c\x45mbedRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0e\n\x06splits\x18\x03 \x03(\t\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12@\n\x14\x63orrupt_image_policy\x18\x05 \x01(\x0e\x32\".failurelens.v1.CorruptImagePolicy\x12\x1b\n\x13include_feature_map\x18\x06 \x01(\x08\x12\x14\n\x0c\x65mbedding_id\x18\x07 \x01(\t\x12\x11\n\toverwrite\x18\x08 \x01(\x08\x12\x1a\n\rmodel_version\x18\t \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08rows_uri\x18\n \x01(\tB\x10\n\x0e_model_version\"u\n\x0b\x45mbedUpdate\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.failurelens.v1.ProgressH\x00\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x1c.failurelens.v1.EmbeddingSetH\x00\x42\x08\n\x06update\"\x8e\x05\n\x0c\x45mbeddingSet\x12\x14\n\x0c\x65mbedding_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x0e\n\x06splits\x18\x04 \x03(\t\x12\x10\n\x08num_rows\x18\x05 \x01(\x03\x12)\n\x04rows\x18\x06 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12+\n\x06labels\x18\x07 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12+\n\x06logits\x18\x08 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x30\n\x0bpredictions\x18\t \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12-\n\x08\x66\x65\x61tures\x18\n \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x30\n\x0b\x66\x65\x61ture_map\x18\x0b \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x35\n\x10image_embeddings\x18\x0c \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12/\n\x0cskipped_rows\x18\r \x01(\x0b\x32\x19.failurelens.v1.RowErrors\x12,\n\x07skipped\x18\x0e \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x10\n\x08\x61\x63\x63uracy\x18\x0f \x01(\x01\x12\x19\n\x11images_per_second\x18\x10 \x01(\x01\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmodel_version\x18\x12 \x01(\x03\"B\n\x11\x45mbedTextsRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"a\n\x12\x45mbedTextsResponse\x12/\n\nembeddings\x18\x01 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\"+\n\x13GetEmbeddingRequest\x12\x14\n\x0c\x65mbedding_id\x18\x01 \x01(\t\"=\n\x15ListEmbeddingsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\"J\n\x16ListEmbeddingsResponse\x12\x30\n\nembeddings\x18\x01 \x03(\x0b\x32\x1c.failurelens.v1.EmbeddingSet2\xda\x02\n\tEmbedding\x12\x44\n\x05\x45mbed\x12\x1c.failurelens.v1.EmbedRequest\x1a\x1b.failurelens.v1.EmbedUpdate0\x01\x12S\n\nEmbedTexts\x12!.failurelens.v1.EmbedTextsRequest\x1a\".failurelens.v1.EmbedTextsResponse\x12Q\n\x0cGetEmbedding\x12#.failurelens.v1.GetEmbeddingRequest\x1a\x1c.failurelens.v1.EmbeddingSet\x12_\n\x0eListEmbeddings\x12%.failurelens.v1.ListEmbeddingsRequest\x1a&.failurelens.v1.ListEmbeddingsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'failurelens.v1.embedding_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EMBEDREQUEST']._serialized_start=113
-  _globals['_EMBEDREQUEST']._serialized_end=337
-  _globals['_EMBEDUPDATE']._serialized_start=339
-  _globals['_EMBEDUPDATE']._serialized_end=456
-  _globals['_EMBEDDINGSET']._serialized_start=459
-  _globals['_EMBEDDINGSET']._serialized_end=1090
-  _globals['_EMBEDTEXTSREQUEST']._serialized_start=1092
-  _globals['_EMBEDTEXTSREQUEST']._serialized_end=1158
-  _globals['_EMBEDTEXTSRESPONSE']._serialized_start=1160
-  _globals['_EMBEDTEXTSRESPONSE']._serialized_end=1257
-  _globals['_GETEMBEDDINGREQUEST']._serialized_start=1259
-  _globals['_GETEMBEDDINGREQUEST']._serialized_end=1302
-  _globals['_LISTEMBEDDINGSREQUEST']._serialized_start=1304
-  _globals['_LISTEMBEDDINGSREQUEST']._serialized_end=1365
-  _globals['_LISTEMBEDDINGSRESPONSE']._serialized_start=1367
-  _globals['_LISTEMBEDDINGSRESPONSE']._serialized_end=1441
-  _globals['_EMBEDDING']._serialized_start=1444
-  _globals['_EMBEDDING']._serialized_end=1790
+  _globals['_EMBEDREQUEST']._serialized_end=401
+  _globals['_EMBEDUPDATE']._serialized_start=403
+  _globals['_EMBEDUPDATE']._serialized_end=520
+  _globals['_EMBEDDINGSET']._serialized_start=523
+  _globals['_EMBEDDINGSET']._serialized_end=1177
+  _globals['_EMBEDTEXTSREQUEST']._serialized_start=1179
+  _globals['_EMBEDTEXTSREQUEST']._serialized_end=1245
+  _globals['_EMBEDTEXTSRESPONSE']._serialized_start=1247
+  _globals['_EMBEDTEXTSRESPONSE']._serialized_end=1344
+  _globals['_GETEMBEDDINGREQUEST']._serialized_start=1346
+  _globals['_GETEMBEDDINGREQUEST']._serialized_end=1389
+  _globals['_LISTEMBEDDINGSREQUEST']._serialized_start=1391
+  _globals['_LISTEMBEDDINGSREQUEST']._serialized_end=1452
+  _globals['_LISTEMBEDDINGSRESPONSE']._serialized_start=1454
+  _globals['_LISTEMBEDDINGSRESPONSE']._serialized_end=1528
+  _globals['_EMBEDDING']._serialized_start=1531
+  _globals['_EMBEDDING']._serialized_end=1877
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("dataset_id", "model_id", "splits", "batch_size", "corrupt_image_policy", "include_feature_map", "embedding_id", "overwrite")
+    __slots__ = ("dataset_id", "model_id", "splits", "batch_size", "corrupt_image_policy", "include_feature_map", "embedding_id", "overwrite", "model_version", "rows_uri")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SPLITS_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,8 @@ class EmbedRequest(_message.Message):
     INCLUDE_FEATURE_MAP_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROWS_URI_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     model_id: str
     splits: _containers.RepeatedScalarFieldContainer[str]
@@ -28,7 +30,9 @@ class EmbedRequest(_message.Message):
     include_feature_map: bool
     embedding_id: str
     overwrite: bool
-    def __init__(self, dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., splits: _Optional[_Iterable[str]] = ..., batch_size: _Optional[int] = ..., corrupt_image_policy: _Optional[_Union[_common_pb2.CorruptImagePolicy, str]] = ..., include_feature_map: _Optional[bool] = ..., embedding_id: _Optional[str] = ..., overwrite: _Optional[bool] = ...) -> None: ...
+    model_version: int
+    rows_uri: str
+    def __init__(self, dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., splits: _Optional[_Iterable[str]] = ..., batch_size: _Optional[int] = ..., corrupt_image_policy: _Optional[_Union[_common_pb2.CorruptImagePolicy, str]] = ..., include_feature_map: _Optional[bool] = ..., embedding_id: _Optional[str] = ..., overwrite: _Optional[bool] = ..., model_version: _Optional[int] = ..., rows_uri: _Optional[str] = ...) -> None: ...
 
 class EmbedUpdate(_message.Message):
     __slots__ = ("progress", "result")
@@ -39,7 +43,7 @@ class EmbedUpdate(_message.Message):
     def __init__(self, progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[EmbeddingSet, _Mapping]] = ...) -> None: ...
 
 class EmbeddingSet(_message.Message):
-    __slots__ = ("embedding_id", "dataset_id", "model_id", "splits", "num_rows", "rows", "labels", "logits", "predictions", "features", "feature_map", "image_embeddings", "skipped_rows", "skipped", "accuracy", "images_per_second", "created_at")
+    __slots__ = ("embedding_id", "dataset_id", "model_id", "splits", "num_rows", "rows", "labels", "logits", "predictions", "features", "feature_map", "image_embeddings", "skipped_rows", "skipped", "accuracy", "images_per_second", "created_at", "model_version")
     EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +61,7 @@ class EmbeddingSet(_message.Message):
     ACCURACY_FIELD_NUMBER: _ClassVar[int]
     IMAGES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     embedding_id: str
     dataset_id: str
     model_id: str
@@ -74,7 +79,8 @@ class EmbeddingSet(_message.Message):
     accuracy: float
     images_per_second: float
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, embedding_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., splits: _Optional[_Iterable[str]] = ..., num_rows: _Optional[int] = ..., rows: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., labels: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., logits: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., predictions: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., features: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., feature_map: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., image_embeddings: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., skipped_rows: _Optional[_Union[_common_pb2.RowErrors, _Mapping]] = ..., skipped: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., accuracy: _Optional[float] = ..., images_per_second: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    model_version: int
+    def __init__(self, embedding_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., splits: _Optional[_Iterable[str]] = ..., num_rows: _Optional[int] = ..., rows: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., labels: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., logits: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., predictions: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., features: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., feature_map: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., image_embeddings: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., skipped_rows: _Optional[_Union[_common_pb2.RowErrors, _Mapping]] = ..., skipped: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., accuracy: _Optional[float] = ..., images_per_second: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_version: _Optional[int] = ...) -> None: ...
 
 class EmbedTextsRequest(_message.Message):
     __slots__ = ("model_id", "texts", "name")

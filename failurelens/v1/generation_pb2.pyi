@@ -14,11 +14,15 @@ class PromptStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROMPT_STRATEGY_UNSPECIFIED: _ClassVar[PromptStrategy]
     PROMPT_STRATEGY_EXPLICIT: _ClassVar[PromptStrategy]
     PROMPT_STRATEGY_FAILURE_BACKGROUNDS: _ClassVar[PromptStrategy]
-    PROMPT_STRATEGY_RANDOM: _ClassVar[PromptStrategy]
+    PROMPT_STRATEGY_RANDOM_BACKGROUNDS: _ClassVar[PromptStrategy]
+    PROMPT_STRATEGY_CLASS_ONLY: _ClassVar[PromptStrategy]
+    PROMPT_STRATEGY_FAILURE_CAPTIONS: _ClassVar[PromptStrategy]
 PROMPT_STRATEGY_UNSPECIFIED: PromptStrategy
 PROMPT_STRATEGY_EXPLICIT: PromptStrategy
 PROMPT_STRATEGY_FAILURE_BACKGROUNDS: PromptStrategy
-PROMPT_STRATEGY_RANDOM: PromptStrategy
+PROMPT_STRATEGY_RANDOM_BACKGROUNDS: PromptStrategy
+PROMPT_STRATEGY_CLASS_ONLY: PromptStrategy
+PROMPT_STRATEGY_FAILURE_CAPTIONS: PromptStrategy
 
 class Prompt(_message.Message):
     __slots__ = ("label", "class_name", "background", "text", "count")
@@ -35,40 +39,52 @@ class Prompt(_message.Message):
     def __init__(self, label: _Optional[int] = ..., class_name: _Optional[str] = ..., background: _Optional[str] = ..., text: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("generator", "strategy", "prompts", "assignment_uri", "top_k_backgrounds", "images_per_prompt", "seed", "base_dataset_id", "output_dataset_name", "split", "overwrite")
+    __slots__ = ("generator", "strategy", "prompts", "assignment_uri", "top_k", "images_per_class", "seed", "base_dataset_id", "output_dataset_name", "split", "overwrite", "captions_uris", "vocabulary_uri", "classes", "template")
     GENERATOR_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_URI_FIELD_NUMBER: _ClassVar[int]
-    TOP_K_BACKGROUNDS_FIELD_NUMBER: _ClassVar[int]
-    IMAGES_PER_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     BASE_DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DATASET_NAME_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    CAPTIONS_URIS_FIELD_NUMBER: _ClassVar[int]
+    VOCABULARY_URI_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     generator: str
     strategy: PromptStrategy
     prompts: _containers.RepeatedCompositeFieldContainer[Prompt]
     assignment_uri: str
-    top_k_backgrounds: int
-    images_per_prompt: int
+    top_k: int
+    images_per_class: int
     seed: int
     base_dataset_id: str
     output_dataset_name: str
     split: str
     overwrite: bool
-    def __init__(self, generator: _Optional[str] = ..., strategy: _Optional[_Union[PromptStrategy, str]] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., assignment_uri: _Optional[str] = ..., top_k_backgrounds: _Optional[int] = ..., images_per_prompt: _Optional[int] = ..., seed: _Optional[int] = ..., base_dataset_id: _Optional[str] = ..., output_dataset_name: _Optional[str] = ..., split: _Optional[str] = ..., overwrite: _Optional[bool] = ...) -> None: ...
+    captions_uris: _containers.RepeatedScalarFieldContainer[str]
+    vocabulary_uri: str
+    classes: _containers.RepeatedScalarFieldContainer[int]
+    template: str
+    def __init__(self, generator: _Optional[str] = ..., strategy: _Optional[_Union[PromptStrategy, str]] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., assignment_uri: _Optional[str] = ..., top_k: _Optional[int] = ..., images_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., base_dataset_id: _Optional[str] = ..., output_dataset_name: _Optional[str] = ..., split: _Optional[str] = ..., overwrite: _Optional[bool] = ..., captions_uris: _Optional[_Iterable[str]] = ..., vocabulary_uri: _Optional[str] = ..., classes: _Optional[_Iterable[int]] = ..., template: _Optional[str] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
-    __slots__ = ("dataset", "prompts", "num_images")
+    __slots__ = ("dataset", "prompts", "num_images", "generator", "strategy")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     NUM_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
     dataset: _registry_pb2.Dataset
     prompts: _common_pb2.ArtifactRef
     num_images: int
-    def __init__(self, dataset: _Optional[_Union[_registry_pb2.Dataset, _Mapping]] = ..., prompts: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., num_images: _Optional[int] = ...) -> None: ...
+    generator: str
+    strategy: PromptStrategy
+    def __init__(self, dataset: _Optional[_Union[_registry_pb2.Dataset, _Mapping]] = ..., prompts: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., num_images: _Optional[int] = ..., generator: _Optional[str] = ..., strategy: _Optional[_Union[PromptStrategy, str]] = ...) -> None: ...
 
 class GenerateUpdate(_message.Message):
     __slots__ = ("progress", "result")
@@ -83,16 +99,18 @@ class ListGeneratorsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GeneratorInfo(_message.Message):
-    __slots__ = ("name", "description", "width", "height")
+    __slots__ = ("name", "description", "width", "height", "backend")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     width: int
     height: int
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    backend: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class ListGeneratorsResponse(_message.Message):
     __slots__ = ("generators",)

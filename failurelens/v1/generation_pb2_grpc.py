@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class GenerationStub:
-    """Generates targeted synthetic images "{class} {background}" and registers them as a dataset.
+    """Generates targeted synthetic images for a model's failure modes and registers them as a
+    dataset (mitigation paper: "a photo of a {class} {background}").
     """
 
     def __init__(self, channel):
@@ -48,7 +49,8 @@ class GenerationStub:
 
 
 class GenerationServicer:
-    """Generates targeted synthetic images "{class} {background}" and registers them as a dataset.
+    """Generates targeted synthetic images for a model's failure modes and registers them as a
+    dataset (mitigation paper: "a photo of a {class} {background}").
     """
 
     def Generate(self, request, context):
@@ -85,7 +87,8 @@ def add_GenerationServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Generation:
-    """Generates targeted synthetic images "{class} {background}" and registers them as a dataset.
+    """Generates targeted synthetic images for a model's failure modes and registers them as a
+    dataset (mitigation paper: "a photo of a {class} {background}").
     """
 
     @staticmethod

@@ -153,7 +153,7 @@ class RegisterModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., onnx_uri: _Optional[str] = ..., text_onnx_uri: _Optional[str] = ..., preprocessing: _Optional[_Union[_common_pb2.Preprocessing, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ..., dataset_id: _Optional[str] = ..., tokenizer: _Optional[_Union[Tokenizer, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., overwrite: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("model_id", "kind", "preprocessing", "class_names", "num_classes", "feature_dim", "embedding_dim", "triton_models", "onnx", "text_onnx", "tokenizer", "has_feature_map", "labels", "created_at")
+    __slots__ = ("model_id", "kind", "preprocessing", "class_names", "num_classes", "feature_dim", "embedding_dim", "triton_models", "onnx", "text_onnx", "tokenizer", "has_feature_map", "labels", "created_at", "versions")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +175,7 @@ class Model(_message.Message):
     HAS_FEATURE_MAP_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     kind: ModelKind
     preprocessing: _common_pb2.Preprocessing
@@ -189,7 +190,46 @@ class Model(_message.Message):
     has_feature_map: bool
     labels: _containers.ScalarMap[str, str]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, model_id: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., preprocessing: _Optional[_Union[_common_pb2.Preprocessing, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ..., num_classes: _Optional[int] = ..., feature_dim: _Optional[int] = ..., embedding_dim: _Optional[int] = ..., triton_models: _Optional[_Iterable[str]] = ..., onnx: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., text_onnx: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., tokenizer: _Optional[_Union[Tokenizer, _Mapping]] = ..., has_feature_map: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    versions: _containers.RepeatedCompositeFieldContainer[ModelVersion]
+    def __init__(self, model_id: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., preprocessing: _Optional[_Union[_common_pb2.Preprocessing, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ..., num_classes: _Optional[int] = ..., feature_dim: _Optional[int] = ..., embedding_dim: _Optional[int] = ..., triton_models: _Optional[_Iterable[str]] = ..., onnx: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., text_onnx: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., tokenizer: _Optional[_Union[Tokenizer, _Mapping]] = ..., has_feature_map: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ...) -> None: ...
+
+class ModelVersion(_message.Message):
+    __slots__ = ("version", "parent_version", "onnx", "head", "train_embedding_id", "debug_train_embedding_id", "params", "metrics", "request_digest", "created_at")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ONNX_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
+    DEBUG_TRAIN_EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    parent_version: int
+    onnx: _common_pb2.ArtifactRef
+    head: _common_pb2.ArtifactRef
+    train_embedding_id: str
+    debug_train_embedding_id: str
+    params: _containers.ScalarMap[str, str]
+    metrics: _containers.ScalarMap[str, float]
+    request_digest: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[int] = ..., parent_version: _Optional[int] = ..., onnx: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., head: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., train_embedding_id: _Optional[str] = ..., debug_train_embedding_id: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., request_digest: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("model_id",)

@@ -26,7 +26,7 @@ from failurelens.v1 import common_pb2 as failurelens_dot_v1_dot_common__pb2
 from failurelens.v1 import registry_pb2 as failurelens_dot_v1_dot_registry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66\x61ilurelens/v1/retraining.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1b\x66\x61ilurelens/v1/common.proto\x1a\x1d\x66\x61ilurelens/v1/registry.proto\"\xbd\x02\n\x12RetrainHeadRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x1a\n\x12train_embedding_id\x18\x02 \x01(\t\x12 \n\x18\x64\x65\x62ug_train_embedding_id\x18\x03 \x01(\t\x12\x13\n\x06lambda\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x06\x65pochs\x18\x05 \x01(\x05\x12\x15\n\rlearning_rate\x18\x06 \x01(\x01\x12\x14\n\x0cweight_decay\x18\x07 \x01(\x01\x12\x12\n\nbatch_size\x18\x08 \x01(\x05\x12\x0c\n\x04seed\x18\t \x01(\x04\x12\x19\n\x11output_model_name\x18\n \x01(\t\x12\x11\n\toverwrite\x18\x0b \x01(\x08\x12*\n\teval_sets\x18\x0c \x03(\x0b\x32\x17.failurelens.v1.EvalSetB\t\n\x07_lambda\"?\n\x07\x45valSet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x65mbedding_id\x18\x02 \x01(\t\x12\x10\n\x08rows_uri\x18\x03 \x01(\t\"a\n\x0c\x45pochMetrics\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x0c\n\x04loss\x18\x02 \x01(\x01\x12\x16\n\x0etrain_accuracy\x18\x03 \x01(\x01\x12\x1c\n\x14\x64\x65\x62ug_train_accuracy\x18\x04 \x01(\x01\"P\n\nEvalResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x03\x12\x10\n\x08\x61\x63\x63uracy\x18\x03 \x01(\x01\x12\x17\n\x0f\x61\x63\x63uracy_before\x18\x04 \x01(\x01\"=\n\x0eHeadEvaluation\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.failurelens.v1.EvalResult\"\xc7\x01\n\x11RetrainHeadResult\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.failurelens.v1.Model\x12)\n\x04head\x18\x02 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12-\n\x07history\x18\x03 \x03(\x0b\x32\x1c.failurelens.v1.EpochMetrics\x12\x32\n\nevaluation\x18\x04 \x01(\x0b\x32\x1e.failurelens.v1.HeadEvaluation\"\x80\x01\n\x11RetrainHeadUpdate\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.failurelens.v1.ProgressH\x00\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32!.failurelens.v1.RetrainHeadResultH\x00\x42\x08\n\x06update\"e\n\x13\x45valuateHeadRequest\x12\x10\n\x08head_uri\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12*\n\teval_sets\x18\x03 \x03(\x0b\x32\x17.failurelens.v1.EvalSet2\xb9\x01\n\nRetraining\x12V\n\x0bRetrainHead\x12\".failurelens.v1.RetrainHeadRequest\x1a!.failurelens.v1.RetrainHeadUpdate0\x01\x12S\n\x0c\x45valuateHead\x12#.failurelens.v1.EvaluateHeadRequest\x1a\x1e.failurelens.v1.HeadEvaluationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66\x61ilurelens/v1/retraining.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1b\x66\x61ilurelens/v1/common.proto\x1a\x1d\x66\x61ilurelens/v1/registry.proto\"\xfb\x03\n\x12RetrainHeadRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x1a\n\rmodel_version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12train_embedding_id\x18\x03 \x01(\t\x12 \n\x18\x64\x65\x62ug_train_embedding_id\x18\x04 \x01(\t\x12\x10\n\x03lam\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x06\x65pochs\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x0f\n\x02lr\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x15\n\x08momentum\x18\x08 \x01(\x01H\x04\x88\x01\x01\x12\x19\n\x0cweight_decay\x18\t \x01(\x01H\x05\x88\x01\x01\x12\x17\n\nbatch_size\x18\n \x01(\x05H\x06\x88\x01\x01\x12\x11\n\x04init\x18\x0b \x01(\tH\x07\x88\x01\x01\x12\x18\n\x0bstandardize\x18\x0c \x01(\x08H\x08\x88\x01\x01\x12\x11\n\x04seed\x18\r \x01(\x04H\t\x88\x01\x01\x12*\n\teval_sets\x18\x0e \x03(\x0b\x32\x17.failurelens.v1.EvalSet\x12\x0f\n\x07\x64ry_run\x18\x0f \x01(\x08\x42\x10\n\x0e_model_versionB\x06\n\x04_lamB\t\n\x07_epochsB\x05\n\x03_lrB\x0b\n\t_momentumB\x0f\n\r_weight_decayB\r\n\x0b_batch_sizeB\x07\n\x05_initB\x0e\n\x0c_standardizeB\x07\n\x05_seed\"?\n\x07\x45valSet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x65mbedding_id\x18\x02 \x01(\t\x12\x10\n\x08rows_uri\x18\x03 \x01(\t\"a\n\x0c\x45pochMetrics\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x0c\n\x04loss\x18\x02 \x01(\x01\x12\x16\n\x0etrain_accuracy\x18\x03 \x01(\x01\x12\x1c\n\x14\x64\x65\x62ug_train_accuracy\x18\x04 \x01(\x01\"P\n\nEvalResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x03\x12\x10\n\x08\x61\x63\x63uracy\x18\x03 \x01(\x01\x12\x17\n\x0f\x61\x63\x63uracy_before\x18\x04 \x01(\x01\"=\n\x0eHeadEvaluation\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.failurelens.v1.EvalResult\"\x86\x02\n\x11RetrainHeadResult\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.failurelens.v1.Model\x12-\n\x07version\x18\x02 \x01(\x0b\x32\x1c.failurelens.v1.ModelVersion\x12)\n\x04head\x18\x03 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12-\n\x07history\x18\x04 \x03(\x0b\x32\x1c.failurelens.v1.EpochMetrics\x12\x32\n\nevaluation\x18\x05 \x01(\x0b\x32\x1e.failurelens.v1.HeadEvaluation\x12\x0e\n\x06reused\x18\x06 \x01(\x08\"\x80\x01\n\x11RetrainHeadUpdate\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.failurelens.v1.ProgressH\x00\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32!.failurelens.v1.RetrainHeadResultH\x00\x42\x08\n\x06update\"\x81\x01\n\x13\x45valuateHeadRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x1a\n\rmodel_version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12*\n\teval_sets\x18\x03 \x03(\x0b\x32\x17.failurelens.v1.EvalSetB\x10\n\x0e_model_version2\xb9\x01\n\nRetraining\x12V\n\x0bRetrainHead\x12\".failurelens.v1.RetrainHeadRequest\x1a!.failurelens.v1.RetrainHeadUpdate0\x01\x12S\n\x0c\x45valuateHead\x12#.failurelens.v1.EvaluateHeadRequest\x1a\x1e.failurelens.v1.HeadEvaluationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'failurelens.v1.retraining_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RETRAINHEADREQUEST']._serialized_start=112
-  _globals['_RETRAINHEADREQUEST']._serialized_end=429
-  _globals['_EVALSET']._serialized_start=431
-  _globals['_EVALSET']._serialized_end=494
-  _globals['_EPOCHMETRICS']._serialized_start=496
-  _globals['_EPOCHMETRICS']._serialized_end=593
-  _globals['_EVALRESULT']._serialized_start=595
-  _globals['_EVALRESULT']._serialized_end=675
-  _globals['_HEADEVALUATION']._serialized_start=677
-  _globals['_HEADEVALUATION']._serialized_end=738
-  _globals['_RETRAINHEADRESULT']._serialized_start=741
-  _globals['_RETRAINHEADRESULT']._serialized_end=940
-  _globals['_RETRAINHEADUPDATE']._serialized_start=943
-  _globals['_RETRAINHEADUPDATE']._serialized_end=1071
-  _globals['_EVALUATEHEADREQUEST']._serialized_start=1073
-  _globals['_EVALUATEHEADREQUEST']._serialized_end=1174
-  _globals['_RETRAINING']._serialized_start=1177
-  _globals['_RETRAINING']._serialized_end=1362
+  _globals['_RETRAINHEADREQUEST']._serialized_end=619
+  _globals['_EVALSET']._serialized_start=621
+  _globals['_EVALSET']._serialized_end=684
+  _globals['_EPOCHMETRICS']._serialized_start=686
+  _globals['_EPOCHMETRICS']._serialized_end=783
+  _globals['_EVALRESULT']._serialized_start=785
+  _globals['_EVALRESULT']._serialized_end=865
+  _globals['_HEADEVALUATION']._serialized_start=867
+  _globals['_HEADEVALUATION']._serialized_end=928
+  _globals['_RETRAINHEADRESULT']._serialized_start=931
+  _globals['_RETRAINHEADRESULT']._serialized_end=1193
+  _globals['_RETRAINHEADUPDATE']._serialized_start=1196
+  _globals['_RETRAINHEADUPDATE']._serialized_end=1324
+  _globals['_EVALUATEHEADREQUEST']._serialized_start=1327
+  _globals['_EVALUATEHEADREQUEST']._serialized_end=1456
+  _globals['_RETRAINING']._serialized_start=1459
+  _globals['_RETRAINING']._serialized_end=1644
 # @@protoc_insertion_point(module_scope)

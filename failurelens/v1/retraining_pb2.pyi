@@ -9,31 +9,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RetrainHeadRequest(_message.Message):
-    __slots__ = ("model_id", "train_embedding_id", "debug_train_embedding_id", "epochs", "learning_rate", "weight_decay", "batch_size", "seed", "output_model_name", "overwrite", "eval_sets")
+    __slots__ = ("model_id", "model_version", "train_embedding_id", "debug_train_embedding_id", "lam", "epochs", "lr", "momentum", "weight_decay", "batch_size", "init", "standardize", "seed", "eval_sets", "dry_run")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     TRAIN_EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
     DEBUG_TRAIN_EMBEDDING_ID_FIELD_NUMBER: _ClassVar[int]
-    LAMBDA_FIELD_NUMBER: _ClassVar[int]
+    LAM_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
-    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    LR_FIELD_NUMBER: _ClassVar[int]
+    MOMENTUM_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    INIT_FIELD_NUMBER: _ClassVar[int]
+    STANDARDIZE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
-    OUTPUT_MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
-    OVERWRITE_FIELD_NUMBER: _ClassVar[int]
     EVAL_SETS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     model_id: str
+    model_version: int
     train_embedding_id: str
     debug_train_embedding_id: str
+    lam: float
     epochs: int
-    learning_rate: float
+    lr: float
+    momentum: float
     weight_decay: float
     batch_size: int
+    init: str
+    standardize: bool
     seed: int
-    output_model_name: str
-    overwrite: bool
     eval_sets: _containers.RepeatedCompositeFieldContainer[EvalSet]
-    def __init__(self, model_id: _Optional[str] = ..., train_embedding_id: _Optional[str] = ..., debug_train_embedding_id: _Optional[str] = ..., epochs: _Optional[int] = ..., learning_rate: _Optional[float] = ..., weight_decay: _Optional[float] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., output_model_name: _Optional[str] = ..., overwrite: _Optional[bool] = ..., eval_sets: _Optional[_Iterable[_Union[EvalSet, _Mapping]]] = ..., **kwargs) -> None: ...
+    dry_run: bool
+    def __init__(self, model_id: _Optional[str] = ..., model_version: _Optional[int] = ..., train_embedding_id: _Optional[str] = ..., debug_train_embedding_id: _Optional[str] = ..., lam: _Optional[float] = ..., epochs: _Optional[int] = ..., lr: _Optional[float] = ..., momentum: _Optional[float] = ..., weight_decay: _Optional[float] = ..., batch_size: _Optional[int] = ..., init: _Optional[str] = ..., standardize: _Optional[bool] = ..., seed: _Optional[int] = ..., eval_sets: _Optional[_Iterable[_Union[EvalSet, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class EvalSet(_message.Message):
     __slots__ = ("name", "embedding_id", "rows_uri")
@@ -76,16 +83,20 @@ class HeadEvaluation(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[EvalResult, _Mapping]]] = ...) -> None: ...
 
 class RetrainHeadResult(_message.Message):
-    __slots__ = ("model", "head", "history", "evaluation")
+    __slots__ = ("model", "version", "head", "history", "evaluation", "reused")
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     HEAD_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    REUSED_FIELD_NUMBER: _ClassVar[int]
     model: _registry_pb2.Model
+    version: _registry_pb2.ModelVersion
     head: _common_pb2.ArtifactRef
     history: _containers.RepeatedCompositeFieldContainer[EpochMetrics]
     evaluation: HeadEvaluation
-    def __init__(self, model: _Optional[_Union[_registry_pb2.Model, _Mapping]] = ..., head: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., evaluation: _Optional[_Union[HeadEvaluation, _Mapping]] = ...) -> None: ...
+    reused: bool
+    def __init__(self, model: _Optional[_Union[_registry_pb2.Model, _Mapping]] = ..., version: _Optional[_Union[_registry_pb2.ModelVersion, _Mapping]] = ..., head: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., evaluation: _Optional[_Union[HeadEvaluation, _Mapping]] = ..., reused: _Optional[bool] = ...) -> None: ...
 
 class RetrainHeadUpdate(_message.Message):
     __slots__ = ("progress", "result")
@@ -96,11 +107,11 @@ class RetrainHeadUpdate(_message.Message):
     def __init__(self, progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[RetrainHeadResult, _Mapping]] = ...) -> None: ...
 
 class EvaluateHeadRequest(_message.Message):
-    __slots__ = ("head_uri", "model_id", "eval_sets")
-    HEAD_URI_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("model_id", "model_version", "eval_sets")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     EVAL_SETS_FIELD_NUMBER: _ClassVar[int]
-    head_uri: str
     model_id: str
+    model_version: int
     eval_sets: _containers.RepeatedCompositeFieldContainer[EvalSet]
-    def __init__(self, head_uri: _Optional[str] = ..., model_id: _Optional[str] = ..., eval_sets: _Optional[_Iterable[_Union[EvalSet, _Mapping]]] = ...) -> None: ...
+    def __init__(self, model_id: _Optional[str] = ..., model_version: _Optional[int] = ..., eval_sets: _Optional[_Iterable[_Union[EvalSet, _Mapping]]] = ...) -> None: ...

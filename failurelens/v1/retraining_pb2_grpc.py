@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class RetrainingStub:
-    """Retrains only the linear classification head on frozen features:
-    L = L_cl(original_train) + lambda * L_cl(debug_train).
+    """Retrains only the linear classification head on frozen features (mitigation paper, Eq. 1):
+    L = CE(original train) + lam * CE(debug_train), and publishes the repaired classifier (same
+    backbone, new head) as a new version of the same model in Triton.
     """
 
     def __init__(self, channel):
@@ -49,8 +50,9 @@ class RetrainingStub:
 
 
 class RetrainingServicer:
-    """Retrains only the linear classification head on frozen features:
-    L = L_cl(original_train) + lambda * L_cl(debug_train).
+    """Retrains only the linear classification head on frozen features (mitigation paper, Eq. 1):
+    L = CE(original train) + lam * CE(debug_train), and publishes the repaired classifier (same
+    backbone, new head) as a new version of the same model in Triton.
     """
 
     def RetrainHead(self, request, context):
@@ -60,7 +62,8 @@ class RetrainingServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EvaluateHead(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Accuracy of a model version's head on named sets (features of the base version).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -87,8 +90,9 @@ def add_RetrainingServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Retraining:
-    """Retrains only the linear classification head on frozen features:
-    L = L_cl(original_train) + lambda * L_cl(debug_train).
+    """Retrains only the linear classification head on frozen features (mitigation paper, Eq. 1):
+    L = CE(original train) + lam * CE(debug_train), and publishes the repaired classifier (same
+    backbone, new head) as a new version of the same model in Triton.
     """
 
     @staticmethod
