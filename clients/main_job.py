@@ -17,6 +17,7 @@ from typing import Any
 
 from failurelens.clients.client import FailureLensClient
 from failurelens.clients.failure_modes import Bar, failure_table, find_failure_modes, format_failure_table
+from failurelens.clients.repair import format_repair, repair
 from failurelens.clients.upload import upload_and_register_dataset, upload_and_register_model
 from failurelens.convert import preprocessing_to_proto
 from failurelens.data.images import Preprocessing
@@ -79,25 +80,25 @@ def run_main_job(
     t0 = time.monotonic()
     reported = json.loads((REPO / MANIFEST_NAME).read_text())["models"]
     world_dir = Path(state_dir).resolve() / "world"
-    echo("1/6 rendering the benchmark world (deterministic; 12 shapes x 10 scenes x 8 colours) ...")
+    echo("1/7 rendering the benchmark world (deterministic; 12 shapes x 10 scenes x 8 colours) ...")
     if not (world_dir / "world.json").exists():
         generate_world(default_config(), world_dir, workers=2)
     world = load_world(world_dir)
-    echo("2/6 starting the stack (Triton + every service) ...")
+    echo("2/7 starting the stack (Triton + every service) ...")
     stack = Stack(state_dir, store=store).start()
     try:
         client = FailureLensClient(stack.addresses())
         st = open_store(stack.store)
-        echo("3/6 registering the world and the committed models ...")
+        echo("3/7 registering the world and the committed models ...")
         ds = register_world(client, st, world_dir, bar_factory=bar_factory)
         models = register_world_models(client, st)
-        echo(f"4/6 embedding the {'+'.join(splits)} split through Triton with every model ...")
+        echo(f"4/7 embedding the {'+'.join(splits)} split through Triton with every model ...")
         res = {}
         for name in models:
             bar = _bar(bar_factory, f"embed {name}")
             res[name] = client.embed(on_progress=bar, dataset_id=ds.dataset_id, model_id=name, splits=list(splits), overwrite=True)
             _close(bar)
-        echo("5/6 summarising from the stored artifacts ...")
+        echo("5/7 summarising from the stored artifacts ...")
         manifest = st.get_parquet(st.key_from_uri(ds.manifest.uri)).to_pandas()
         manifest["label"] = [ds.class_names[i] for i in manifest["label"]]
         worst = 100.0
@@ -130,7 +131,7 @@ def run_main_job(
         echo(f"\nsmallest planted-slice gap over the inspected models: {worst:.1f} pts")
         inspected = next(n for n in res if reported[n]["kind"] == "classifier")
         echo(
-            f"\n6/6 discovering the failure modes of {inspected} (trees on world-robust features, directions on world-clip "
+            f"\n6/7 discovering the failure modes of {inspected} (trees on world-robust features, directions on world-clip "
             f"embeddings, captions, backgrounds, visual evidence) ..."
         )
         vocab_uri = st.uri(st.put_json("uploads/vocabulary/world.json", world_vocabulary(world.config)).key)
@@ -155,7 +156,21 @@ def run_main_job(
                 f"\nvisual evidence (top images, CAM heatmaps, feature attacks) of {len(found.evidence.features)} robust features: "
                 f"{found.evidence.index.uri}"
             )
-        echo(f"rules: {found.trees.rules_table.uri}\ntotal {time.monotonic() - t0:.0f}s; logs in {stack.log_dir}")
+        echo(f"rules: {found.trees.rules_table.uri}")
+        repairable = [n for n in models if reported[n].get("role") == "repairable"]
+        if repairable:
+            target = repairable[0]
+            echo(
+                f"\n7/7 repairing {target} (the mitigation protocol: its val failures split into debug_seed / debug_heldout, "
+                f"the debug_seed failures described, images generated per prompt strategy, a new head trained per strategy, "
+                f"the failure-backgrounds head published as a new Triton version and verified on test) ..."
+            )
+            report = repair(client, st, dataset_id=ds.dataset_id, model_id=target, clip_model_id="world-clip", vocabulary_uri=vocab_uri,
+                            echo=echo, bar_factory=bar_factory)  # fmt: skip
+            echo("")
+            for line in format_repair(report):
+                echo(line)
+        echo(f"total {time.monotonic() - t0:.0f}s; logs in {stack.log_dir}")
         return 0
     finally:
         stack.stop()

@@ -83,29 +83,38 @@ class GenerationServicer(generation_pb2_grpc.GenerationServicer):
                 out.append(PlannedPrompt(p.label, class_names[p.label], " ".join(p.text.split()), p.count, p.background))
             return out
         if strategy == gen.PROMPT_STRATEGY_FAILURE_BACKGROUNDS:
-            table = pd.read_parquet(
-                io.BytesIO(self.catalog.read(request.assignment_uri, "assignment_uri", "give a BackgroundAssignment's assignments URI"))
-            )
-            missing = {"class_index", "background"} - set(table.columns)
-            if missing:
-                raise errors.InvalidArgument.about(
-                    "assignment_uri", f"the table lacks column(s) {sorted(missing)}; give a BackgroundAssignment's assignments"
-                )
-            counts = {int(c): list(g["background"].value_counts().items()) for c, g in table.groupby("class_index")}
-            return planner.failure_backgrounds(class_names, counts, classes)
+            if not request.assignment_uris:
+                raise errors.InvalidArgument.about("assignment_uris", "give the assignments of AssignBackgrounds (one, or several pooled)")
+            return planner.failure_backgrounds(class_names, self._background_counts(request), classes, by_frequency=request.by_frequency)
         if strategy == gen.PROMPT_STRATEGY_FAILURE_CAPTIONS:
             if not request.captions_uris:
                 raise errors.InvalidArgument.about("captions_uris", "give the caption documents of CaptionRules and/or CaptionDirections")
-            return planner.failure_captions(class_names, self._validated_captions(request), classes)
+            fallback = self._background_counts(request) if request.assignment_uris else None
+            return planner.failure_captions(class_names, self._validated_captions(request), classes, fallback)
         if strategy == gen.PROMPT_STRATEGY_CLASS_ONLY:
             return planner.class_only(class_names, classes)
         if strategy == gen.PROMPT_STRATEGY_RANDOM_BACKGROUNDS:
-            vocab = self.catalog.read_json(request.vocabulary_uri, "vocabulary_uri") if request.vocabulary_uri else _world_vocabulary()
+            if not request.vocabulary_uri:
+                raise errors.InvalidArgument.about("vocabulary_uri", "give a caption vocabulary whose background phrases are drawn from")
+            vocab = self.catalog.read_json(request.vocabulary_uri, "vocabulary_uri")
             backgrounds = (vocab.get("attributes", {}) or {}).get("background") if isinstance(vocab, dict) else None
             if not backgrounds:
                 raise errors.InvalidArgument.about("vocabulary_uri", 'the vocabulary needs "attributes": {"background": [phrases]}')
             return planner.random_backgrounds(class_names, backgrounds, classes)
         raise errors.InvalidArgument.about("strategy", "choose EXPLICIT, FAILURE_BACKGROUNDS, FAILURE_CAPTIONS, CLASS_ONLY or RANDOM_BACKGROUNDS")
+
+    def _background_counts(self, request: gen.GenerateRequest) -> dict[int, list[tuple[str, int]]]:
+        """Per class, (background, failures assigned to it) pooled over the assignment tables."""
+        tables = []
+        for i, uri in enumerate(request.assignment_uris):
+            field = f"assignment_uris[{i}]"
+            table = pd.read_parquet(io.BytesIO(self.catalog.read(uri, field, "give a BackgroundAssignment's assignments URI")))
+            missing = {"class_index", "background"} - set(table.columns)
+            if missing:
+                raise errors.InvalidArgument.about(field, f"the table lacks column(s) {sorted(missing)}; give a BackgroundAssignment's assignments")
+            tables.append(table[["class_index", "background"]])
+        pooled = pd.concat(tables, ignore_index=True)
+        return {int(c): [(str(b), int(n)) for b, n in g["background"].value_counts().items()] for c, g in pooled.groupby("class_index")}
 
     def _validated_captions(self, request: gen.GenerateRequest) -> dict[int, list[str]]:
         """Per class, the validated captions of its failure modes, in document order (rules of the
@@ -138,7 +147,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServicer):
             raise errors.FailedPrecondition(
                 "the strategy's input names no failure to generate images for (no class has failures or captions)",
                 type="PROMPTS",
-                subject=request.assignment_uri or ",".join(request.captions_uris) or name,
+                subject=",".join([*request.assignment_uris, *request.captions_uris]) or name,
             )
         for p in prompts:
             generator.check_prompt(p.text)  # INVALID_ARGUMENT naming what the generator cannot draw, before any work
@@ -227,13 +236,6 @@ class GenerationServicer(generation_pb2_grpc.GenerationServicer):
             store.delete_prefix(staging)
         job.progress("register", 1, 1, "done", force=True)
         return gen.GenerateResult(dataset=registered, prompts=prompts_ref, num_images=len(rows), generator=generator.name, strategy=request.strategy)
-
-
-def _world_vocabulary() -> dict[str, Any]:
-    from failurelens.world.config import default_config
-    from failurelens.world.vocabulary import world_vocabulary
-
-    return world_vocabulary(default_config())
 
 
 def build(ctx: ServiceContext) -> list[Binding]:

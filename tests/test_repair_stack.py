@@ -323,3 +323,76 @@ def test_a_retraining_killed_midway_leaves_no_version_and_a_rerun_succeeds(w):
     served = w.client.embed(dataset_id="world", model_id=MODEL, splits=["test"], model_version=orphan)
     c = cat.Catalog(w.st)
     assert float(np.abs(c.load_array(served.logits) - (c.load_array(served.features) @ head["weight"].T + head["bias"])).max()) < 1e-4
+
+
+def _cli(w, *argv: str) -> int:
+    from failurelens.cli import main
+
+    return main(["--state-dir", str(w.stack.state_dir), *argv])
+
+
+def test_generate_and_retrain_commands(w, capsys):
+    assert _cli(w, "generators") == 0 and "tiny" in capsys.readouterr().out
+    rc = _cli(
+        w, "generate", "--dataset", "world", "--name", "cli-gen", "--prompt", "circle", "a photo of a circle on grass", "--count", "3", "--seed", "1"
+    )
+    assert rc == 0 and "cli-gen: 3 images" in capsys.readouterr().out
+    manifest = cat.Catalog(w.st).load_manifest(w.client.call(w.client.registry.GetDataset, registry_pb2.GetDatasetRequest(dataset_id="cli-gen")))
+    assert set(manifest["generated_background"]) == {"grass"} and set(manifest["label"]) == {0}
+    assert _cli(w, "generate", "--dataset", "world", "--name", "cli-bad", "--strategy", "class-only", "--classes", "unicorn") == 1
+    assert "'unicorn' is not a class" in capsys.readouterr().err
+    gen = w.client.embed(dataset_id="cli-gen", model_id=MODEL)
+    before = {v.version for v in w.client.call(w.client.registry.GetModel, registry_pb2.GetModelRequest(model_id=MODEL)).versions}
+    rc = _cli(
+        w, "retrain", "--model", MODEL, "--version", "1", "--train", w.emb["train"].embedding_id, "--debug-train", gen.embedding_id,
+        "--eval", f"test={w.emb['test'].embedding_id}", "--epochs", "5", "--dry-run",
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "dry run: nothing published" in out and f"test             n={w.emb['test'].num_rows:5d}" in out, out
+    after = {v.version for v in w.client.call(w.client.registry.GetModel, registry_pb2.GetModelRequest(model_id=MODEL)).versions}
+    assert after == before
+    assert _cli(w, "retrain", "--model", MODEL, "--train", "x", "--debug-train", "y", "--eval", "nameless") == 1
+    assert "NAME=EMBEDDING" in capsys.readouterr().err
+
+
+def test_repair_protocol_end_to_end_through_the_cli(w, tmp_path, capsys):
+    """debug split -> describe -> generate per strategy -> embed -> retrain -> Table 2 -> publish ->
+    verify, with equal budgets; the published head answers in Triton as the retraining measured."""
+    import json
+
+    out = tmp_path / "repair.json"
+    rc = _cli(
+        w, "repair", "--dataset", "world", "--model", MODEL, "--clip", "world-clip", "--strategies", "failure-backgrounds", "class-only",
+        "--images-per-class", "6", "--epochs", "40", "--json", str(out),
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    rep = json.loads(out.read_text())
+    rows = {r["strategy"]: r for r in rep["strategies"]}
+    assert list(rows) == ["failure_backgrounds", "class_only"]
+    assert rows["failure_backgrounds"]["num_images"] == rows["class_only"]["num_images"] > 0  # equal budgets
+    assert rows["class_only"]["version"] == 0 and rep["published"]["strategy"] == "failure_backgrounds"
+    # the debug_seed / debug_heldout rows are failures of version 1; test is version 1's accuracy
+    assert rep["before"]["debug_seed"] == 0.0 and rep["before"]["debug_heldout"] == 0.0
+    assert rep["before"]["test"] == pytest.approx(w.emb["test"].accuracy, abs=1e-9)
+    version = rep["published"]["version"]
+    model = w.client.call(w.client.registry.GetModel, registry_pb2.GetModelRequest(model_id=MODEL))
+    lineage = next(v for v in model.versions if v.version == version)
+    assert lineage.parent_version == 1 and lineage.debug_train_embedding_id.startswith(rows["failure_backgrounds"]["dataset_id"])
+    # Triton serves the new version: its test accuracy is the one the retraining measured on features
+    served = w.client.embed(dataset_id="world", model_id=MODEL, splits=["test"], model_version=version, embedding_id="served-after")
+    assert served.model_version == version
+    assert served.accuracy == pytest.approx(rep["published"]["accuracy"]["test"], abs=1e-9)
+    # per planted slice, before and after, from the new version's Triton outputs
+    assert rep["slices"] and all(s["n"] > 0 for s in rep["slices"])
+    planted = w.st.get_parquet(w.st.key_from_uri(w.ds.manifest.uri)).to_pandas()
+    names = {n for x in planted["planted_slice"].fillna("") for n in str(x).split(";") if n}
+    assert {s["slice"] for s in rep["slices"]} <= names
+    assert "published as version" in printed and "planted slices on test" in printed
+    # the debug_heldout failures were never seen by the description (directions fitted without them)
+    split = w.client.split_debug_set(prediction_embedding_id=w.client.call(
+        w.client.embedding.GetEmbedding, embedding_pb2.GetEmbeddingRequest(embedding_id=f"world--{MODEL}--val")).embedding_id,
+        name=f"{MODEL}--val--debug", seed=0)  # fmt: skip
+    held = set(w.st.get_npy(w.st.key_from_uri(split.debug_heldout_rows.uri)).tolist())
+    view = w.client.call(w.client.embedding.GetEmbedding, embedding_pb2.GetEmbeddingRequest(embedding_id=f"{MODEL}--val--seed-view"))
+    assert held and not held & set(w.st.get_npy(w.st.key_from_uri(view.rows.uri)).tolist())

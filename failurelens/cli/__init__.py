@@ -7,6 +7,9 @@
     failurelens world generate --out DIR | register DIR --name N
     failurelens embed --dataset D --model M [--splits val]
     failurelens discover --predictions E --features E --clip E --text-model M
+    failurelens generators | generate --dataset D --name N --strategy S ...   targeted images
+    failurelens retrain --model M --train E --debug-train E [--eval NAME=E]   a new head, a new version
+    failurelens repair --dataset D --model M --clip C                        the mitigation protocol
     failurelens demo                                 the main job
 """
 
@@ -18,11 +21,11 @@ import sys
 from collections.abc import Sequence
 
 from failurelens import errors
-from failurelens.cli import datasets, discover, embed, main_job, models, stack, world
+from failurelens.cli import datasets, discover, embed, main_job, models, repair, stack, world
 from failurelens.clients.client import FailureLensError
 
 DEFAULT_STATE = os.environ.get("FAILURELENS_STATE_DIR", ".state")
-COMMAND_GROUPS = (stack, datasets, models, world, embed, discover, main_job)
+COMMAND_GROUPS = (stack, datasets, models, world, embed, discover, repair, main_job)
 
 
 def build_parser() -> argparse.ArgumentParser:

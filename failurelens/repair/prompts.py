@@ -9,7 +9,8 @@ its prompts):
   with ``by_frequency`` the class's images are instead spread over all its failure backgrounds in
   proportion to their counts (collective debugging type 1 pools the counts of several models);
 * :meth:`~PromptPlanner.failure_captions` - beyond the paper: the validated captions of the
-  class's failure modes (rules and directions), which name colours and other attributes too;
+  class's failure modes (rules and directions), which name colours and other attributes too
+  (a class without one falls back to its failure backgrounds);
 * :meth:`~PromptPlanner.class_only` - the paper's random baseline, ``"a photo of a {class}"``;
 * :meth:`~PromptPlanner.random_backgrounds` - backgrounds drawn uniformly from a vocabulary:
   diversity without targeting.
@@ -112,14 +113,24 @@ class PromptPlanner(P.Estimator):
         return out
 
     def failure_captions(
-        self, class_names: Sequence[str], captions: Mapping[int, Sequence[str]], classes: Sequence[int] | None = None
+        self,
+        class_names: Sequence[str],
+        captions: Mapping[int, Sequence[str]],
+        classes: Sequence[int] | None = None,
+        backgrounds: Mapping[int, Sequence[tuple[str, int]]] | None = None,
     ) -> list[PlannedPrompt]:
-        """``captions``: per class index, its validated failure captions, most important first."""
+        """``captions``: per class index, its validated failure captions, most important first. A
+        chosen class without a validated caption gets its failure-background prompts when
+        ``backgrounds`` (as for :meth:`failure_backgrounds`) has some, so budgets stay equal."""
         k = int(self.validate_params()["top_k"])
+        backgrounds = backgrounds or {}
         out: list[PlannedPrompt] = []
         for c in self._classes(class_names, classes, [c for c, v in captions.items() if v]):
             distinct = list(dict.fromkeys(" ".join(t.split()) for t in captions.get(c, []) if t.strip()))[:k]
-            out += self._split(c, class_names[c], [(t, t) for t in distinct])
+            if distinct:
+                out += self._split(c, class_names[c], [(t, t) for t in distinct])
+            else:
+                out += self.failure_backgrounds(class_names, backgrounds, [c]) if backgrounds.get(c) else []
         return out
 
     def class_only(self, class_names: Sequence[str], classes: Sequence[int] | None = None) -> list[PlannedPrompt]:

@@ -26,29 +26,29 @@ from failurelens.v1 import common_pb2 as failurelens_dot_v1_dot_common__pb2
 from failurelens.v1 import registry_pb2 as failurelens_dot_v1_dot_registry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66\x61ilurelens/v1/generation.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1b\x66\x61ilurelens/v1/common.proto\x1a\x1d\x66\x61ilurelens/v1/registry.proto\"\\\n\x06Prompt\x12\r\n\x05label\x18\x01 \x01(\x05\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\x12\n\nbackground\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\"\xc1\x03\n\x0fGenerateRequest\x12\x11\n\tgenerator\x18\x01 \x01(\t\x12\x30\n\x08strategy\x18\x02 \x01(\x0e\x32\x1e.failurelens.v1.PromptStrategy\x12\'\n\x07prompts\x18\x03 \x03(\x0b\x32\x16.failurelens.v1.Prompt\x12\x16\n\x0e\x61ssignment_uri\x18\x04 \x01(\t\x12\x12\n\x05top_k\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x10images_per_class\x18\x06 \x01(\x05H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x04H\x02\x88\x01\x01\x12\x17\n\x0f\x62\x61se_dataset_id\x18\x08 \x01(\t\x12\x1b\n\x13output_dataset_name\x18\t \x01(\t\x12\r\n\x05split\x18\n \x01(\t\x12\x11\n\toverwrite\x18\x0b \x01(\x08\x12\x15\n\rcaptions_uris\x18\x0c \x03(\t\x12\x16\n\x0evocabulary_uri\x18\r \x01(\t\x12\x0f\n\x07\x63lasses\x18\x0e \x03(\x05\x12\x15\n\x08template\x18\x0f \x01(\tH\x03\x88\x01\x01\x42\x08\n\x06_top_kB\x13\n\x11_images_per_classB\x07\n\x05_seedB\x0b\n\t_template\"\xc1\x01\n\x0eGenerateResult\x12(\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x17.failurelens.v1.Dataset\x12,\n\x07prompts\x18\x02 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x12\n\nnum_images\x18\x03 \x01(\x03\x12\x11\n\tgenerator\x18\x04 \x01(\t\x12\x30\n\x08strategy\x18\x05 \x01(\x0e\x32\x1e.failurelens.v1.PromptStrategy\"z\n\x0eGenerateUpdate\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.failurelens.v1.ProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.failurelens.v1.GenerateResultH\x00\x42\x08\n\x06update\"\x17\n\x15ListGeneratorsRequest\"b\n\rGeneratorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\"K\n\x16ListGeneratorsResponse\x12\x31\n\ngenerators\x18\x01 \x03(\x0b\x32\x1d.failurelens.v1.GeneratorInfo*\xe6\x01\n\x0ePromptStrategy\x12\x1f\n\x1bPROMPT_STRATEGY_UNSPECIFIED\x10\x00\x12\x1c\n\x18PROMPT_STRATEGY_EXPLICIT\x10\x01\x12\'\n#PROMPT_STRATEGY_FAILURE_BACKGROUNDS\x10\x02\x12&\n\"PROMPT_STRATEGY_RANDOM_BACKGROUNDS\x10\x03\x12\x1e\n\x1aPROMPT_STRATEGY_CLASS_ONLY\x10\x04\x12$\n PROMPT_STRATEGY_FAILURE_CAPTIONS\x10\x05\x32\xbc\x01\n\nGeneration\x12M\n\x08Generate\x12\x1f.failurelens.v1.GenerateRequest\x1a\x1e.failurelens.v1.GenerateUpdate0\x01\x12_\n\x0eListGenerators\x12%.failurelens.v1.ListGeneratorsRequest\x1a&.failurelens.v1.ListGeneratorsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66\x61ilurelens/v1/generation.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1b\x66\x61ilurelens/v1/common.proto\x1a\x1d\x66\x61ilurelens/v1/registry.proto\"\\\n\x06Prompt\x12\r\n\x05label\x18\x01 \x01(\x05\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\x12\n\nbackground\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\"\xd8\x03\n\x0fGenerateRequest\x12\x11\n\tgenerator\x18\x01 \x01(\t\x12\x30\n\x08strategy\x18\x02 \x01(\x0e\x32\x1e.failurelens.v1.PromptStrategy\x12\'\n\x07prompts\x18\x03 \x03(\x0b\x32\x16.failurelens.v1.Prompt\x12\x17\n\x0f\x61ssignment_uris\x18\x04 \x03(\t\x12\x12\n\x05top_k\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x10images_per_class\x18\x06 \x01(\x05H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x04H\x02\x88\x01\x01\x12\x17\n\x0f\x62\x61se_dataset_id\x18\x08 \x01(\t\x12\x1b\n\x13output_dataset_name\x18\t \x01(\t\x12\r\n\x05split\x18\n \x01(\t\x12\x11\n\toverwrite\x18\x0b \x01(\x08\x12\x15\n\rcaptions_uris\x18\x0c \x03(\t\x12\x16\n\x0evocabulary_uri\x18\r \x01(\t\x12\x0f\n\x07\x63lasses\x18\x0e \x03(\x05\x12\x15\n\x08template\x18\x0f \x01(\tH\x03\x88\x01\x01\x12\x14\n\x0c\x62y_frequency\x18\x10 \x01(\x08\x42\x08\n\x06_top_kB\x13\n\x11_images_per_classB\x07\n\x05_seedB\x0b\n\t_template\"\xc1\x01\n\x0eGenerateResult\x12(\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x17.failurelens.v1.Dataset\x12,\n\x07prompts\x18\x02 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x12\n\nnum_images\x18\x03 \x01(\x03\x12\x11\n\tgenerator\x18\x04 \x01(\t\x12\x30\n\x08strategy\x18\x05 \x01(\x0e\x32\x1e.failurelens.v1.PromptStrategy\"z\n\x0eGenerateUpdate\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.failurelens.v1.ProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.failurelens.v1.GenerateResultH\x00\x42\x08\n\x06update\"\x17\n\x15ListGeneratorsRequest\"b\n\rGeneratorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\"K\n\x16ListGeneratorsResponse\x12\x31\n\ngenerators\x18\x01 \x03(\x0b\x32\x1d.failurelens.v1.GeneratorInfo*\xe6\x01\n\x0ePromptStrategy\x12\x1f\n\x1bPROMPT_STRATEGY_UNSPECIFIED\x10\x00\x12\x1c\n\x18PROMPT_STRATEGY_EXPLICIT\x10\x01\x12\'\n#PROMPT_STRATEGY_FAILURE_BACKGROUNDS\x10\x02\x12&\n\"PROMPT_STRATEGY_RANDOM_BACKGROUNDS\x10\x03\x12\x1e\n\x1aPROMPT_STRATEGY_CLASS_ONLY\x10\x04\x12$\n PROMPT_STRATEGY_FAILURE_CAPTIONS\x10\x05\x32\xbc\x01\n\nGeneration\x12M\n\x08Generate\x12\x1f.failurelens.v1.GenerateRequest\x1a\x1e.failurelens.v1.GenerateUpdate0\x01\x12_\n\x0eListGenerators\x12%.failurelens.v1.ListGeneratorsRequest\x1a&.failurelens.v1.ListGeneratorsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'failurelens.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROMPTSTRATEGY']._serialized_start=1180
-  _globals['_PROMPTSTRATEGY']._serialized_end=1410
+  _globals['_PROMPTSTRATEGY']._serialized_start=1203
+  _globals['_PROMPTSTRATEGY']._serialized_end=1433
   _globals['_PROMPT']._serialized_start=111
   _globals['_PROMPT']._serialized_end=203
   _globals['_GENERATEREQUEST']._serialized_start=206
-  _globals['_GENERATEREQUEST']._serialized_end=655
-  _globals['_GENERATERESULT']._serialized_start=658
-  _globals['_GENERATERESULT']._serialized_end=851
-  _globals['_GENERATEUPDATE']._serialized_start=853
-  _globals['_GENERATEUPDATE']._serialized_end=975
-  _globals['_LISTGENERATORSREQUEST']._serialized_start=977
-  _globals['_LISTGENERATORSREQUEST']._serialized_end=1000
-  _globals['_GENERATORINFO']._serialized_start=1002
-  _globals['_GENERATORINFO']._serialized_end=1100
-  _globals['_LISTGENERATORSRESPONSE']._serialized_start=1102
-  _globals['_LISTGENERATORSRESPONSE']._serialized_end=1177
-  _globals['_GENERATION']._serialized_start=1413
-  _globals['_GENERATION']._serialized_end=1601
+  _globals['_GENERATEREQUEST']._serialized_end=678
+  _globals['_GENERATERESULT']._serialized_start=681
+  _globals['_GENERATERESULT']._serialized_end=874
+  _globals['_GENERATEUPDATE']._serialized_start=876
+  _globals['_GENERATEUPDATE']._serialized_end=998
+  _globals['_LISTGENERATORSREQUEST']._serialized_start=1000
+  _globals['_LISTGENERATORSREQUEST']._serialized_end=1023
+  _globals['_GENERATORINFO']._serialized_start=1025
+  _globals['_GENERATORINFO']._serialized_end=1123
+  _globals['_LISTGENERATORSRESPONSE']._serialized_start=1125
+  _globals['_LISTGENERATORSRESPONSE']._serialized_end=1200
+  _globals['_GENERATION']._serialized_start=1436
+  _globals['_GENERATION']._serialized_end=1624
 # @@protoc_insertion_point(module_scope)

@@ -39,11 +39,11 @@ class Prompt(_message.Message):
     def __init__(self, label: _Optional[int] = ..., class_name: _Optional[str] = ..., background: _Optional[str] = ..., text: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("generator", "strategy", "prompts", "assignment_uri", "top_k", "images_per_class", "seed", "base_dataset_id", "output_dataset_name", "split", "overwrite", "captions_uris", "vocabulary_uri", "classes", "template")
+    __slots__ = ("generator", "strategy", "prompts", "assignment_uris", "top_k", "images_per_class", "seed", "base_dataset_id", "output_dataset_name", "split", "overwrite", "captions_uris", "vocabulary_uri", "classes", "template", "by_frequency")
     GENERATOR_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
-    ASSIGNMENT_URI_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_URIS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     IMAGES_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -55,10 +55,11 @@ class GenerateRequest(_message.Message):
     VOCABULARY_URI_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    BY_FREQUENCY_FIELD_NUMBER: _ClassVar[int]
     generator: str
     strategy: PromptStrategy
     prompts: _containers.RepeatedCompositeFieldContainer[Prompt]
-    assignment_uri: str
+    assignment_uris: _containers.RepeatedScalarFieldContainer[str]
     top_k: int
     images_per_class: int
     seed: int
@@ -70,7 +71,8 @@ class GenerateRequest(_message.Message):
     vocabulary_uri: str
     classes: _containers.RepeatedScalarFieldContainer[int]
     template: str
-    def __init__(self, generator: _Optional[str] = ..., strategy: _Optional[_Union[PromptStrategy, str]] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., assignment_uri: _Optional[str] = ..., top_k: _Optional[int] = ..., images_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., base_dataset_id: _Optional[str] = ..., output_dataset_name: _Optional[str] = ..., split: _Optional[str] = ..., overwrite: _Optional[bool] = ..., captions_uris: _Optional[_Iterable[str]] = ..., vocabulary_uri: _Optional[str] = ..., classes: _Optional[_Iterable[int]] = ..., template: _Optional[str] = ...) -> None: ...
+    by_frequency: bool
+    def __init__(self, generator: _Optional[str] = ..., strategy: _Optional[_Union[PromptStrategy, str]] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ..., assignment_uris: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., images_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., base_dataset_id: _Optional[str] = ..., output_dataset_name: _Optional[str] = ..., split: _Optional[str] = ..., overwrite: _Optional[bool] = ..., captions_uris: _Optional[_Iterable[str]] = ..., vocabulary_uri: _Optional[str] = ..., classes: _Optional[_Iterable[int]] = ..., template: _Optional[str] = ..., by_frequency: _Optional[bool] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
     __slots__ = ("dataset", "prompts", "num_images", "generator", "strategy")

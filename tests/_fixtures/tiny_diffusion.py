@@ -65,7 +65,9 @@ def build_tiny_pipeline(out: str | Path, seed: int = 0) -> Path:
             projection_dim=16,
         )
     )
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1
+    )
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
