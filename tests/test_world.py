@@ -427,3 +427,17 @@ def test_default_world_renders_quickly(tmp_path):
     t1 = time.perf_counter()
     shutil.rmtree(tmp_path / "default")  # 25k files: do not leave them to pytest's tmp-dir rotation
     print(f"removed it in {time.perf_counter() - t1:.1f}s")
+
+
+def test_an_unbiased_extra_split_renders_in_memory_deterministically():
+    from failurelens.world.synthetic import render_unbiased_split
+
+    cfg = default_config()
+    x, df = render_unbiased_split(cfg, "extra", 24)
+    assert x.shape == (24, 64, 64, 3) and x.dtype == np.uint8 and df.label.value_counts().min() == 2
+    y, _ = render_unbiased_split(cfg, "extra", 24, workers=2)
+    assert np.array_equal(x, y)
+    z, _ = render_unbiased_split(cfg, "other", 24)
+    assert not np.array_equal(x, z)  # the split name seeds the images
+    with pytest.raises(ValueError, match="biased split"):
+        render_unbiased_split(cfg, "train", 10)

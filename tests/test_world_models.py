@@ -26,6 +26,8 @@ REPO = ROOT / "triton_models"
 MANIFEST = json.loads((REPO / MANIFEST_NAME).read_text())
 MODELS = MANIFEST["models"]
 pytestmark = pytest.mark.slow
+#: a floor under the repairable classifiers' feature probe on balanced (chance 1/12)
+REPAIRABLE_MIN_PROBE = 0.4
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,9 @@ def world(tmp_path_factory):
 def test_committed_manifest_describes_every_model():
     kinds = {e["kind"] for e in MODELS.values()}
     assert kinds == {"classifier", "feature_extractor", "image_text"}
-    classifiers = [e for e in MODELS.values() if e["kind"] == "classifier"]
-    assert len(classifiers) >= 3 and len({e["family"] for e in classifiers}) >= 2
+    for role in ("discovery", "repairable"):
+        classifiers = [e for e in MODELS.values() if e["kind"] == "classifier" and e.get("role", "discovery") == role]
+        assert len(classifiers) >= 3 and len({e["family"] for e in classifiers}) >= 2, role
     assert MANIFEST["world"]["config"] == default_config().to_dict(), "weights were trained on another world; retrain"
     for e in MODELS.values():
         for key in ("onnx", "text_onnx"):
@@ -59,11 +62,14 @@ def test_committed_models_reproduce_reported_figures_within_one_point(world):
     for name, e in MODELS.items():
         rep, now = e["metrics"], got[name]
         if e["kind"] == "classifier":
-            for s in ("train", "val", "test"):
+            for s in ("train", "val", "test", "balanced"):
                 assert abs(now[f"{s}_accuracy"] - rep[f"{s}_accuracy"]) <= 0.01, (name, s)
+            assert abs(now["feature_probe_accuracy"] - rep["feature_probe_accuracy"]) <= 0.01, name
             for a, b in zip(now["slices"], rep["slices"]):
                 assert a["slice"] == b["slice"] and abs(a["accuracy"] - b["accuracy"]) <= 0.01 and abs(a["gap_pts"] - b["gap_pts"]) <= 1.0
             assert now["min_rare_slice_gap_pts"] >= 20, f"{name} did not learn the planted shortcuts"
+            if e.get("role") == "repairable":  # its features know the objects far better than the discovery models' (~0.1)
+                assert now["feature_probe_accuracy"] >= REPAIRABLE_MIN_PROBE, name
         elif e["kind"] == "feature_extractor":
             for head, acc in rep.items():
                 assert abs(now[head]["clean"] - acc["clean"]) <= 0.01 and abs(now[head]["adversarial"] - acc["adversarial"]) <= 0.01, (name, head)

@@ -1,7 +1,12 @@
 """Train, evaluate and export the benchmark world's models (one command, CPU, minutes).
 
 * three inspected classifiers of two families trained on the biased ``train`` split
-  (:class:`ConvNet` x2, :class:`TinyResNet`), which learn the planted shortcuts;
+  (:class:`ConvNet` x2, :class:`TinyResNet`), which learn the planted shortcuts and little else
+  (the discovery benchmarks' models);
+* three *repairable* inspected classifiers of the same two families: pretrained on an extra
+  unbiased split (the world's stand-in for ImageNet pretraining), then trained on ``train`` until
+  they lean on the shortcuts - their features know the objects (:func:`feature_probe_accuracy`),
+  their heads still fail the planted slices (the mitigation benchmarks' models);
 * the robust feature extractor (:class:`RobustResNet`) adversarially trained with L2 PGD on
   ``balanced`` with class/background/colour heads;
 * a small open_clip image–text model trained contrastively on the world's captions.
@@ -35,6 +40,16 @@ INSPECTED = (
     ("world-convnet-b", "convnet", 24, 1),
     ("world-resnet-a", "resnet", (32, 64, 128), 0),
 )
+#: repairable inspected classifiers: name, family, width/widths, seed, pretraining epochs on the
+#: unbiased pretraining split, learning rate of the (one-epoch) training on the biased train split
+REPAIRABLE = (
+    ("world-convnet-r1", "convnet", 16, 0, 8, 3e-3),
+    ("world-convnet-r2", "convnet", 16, 1, 8, 3e-3),
+    ("world-resnet-r1", "resnet", (16, 32, 64), 2, 6, 1e-3),
+)
+#: the extra unbiased split the repairable classifiers are pretrained on (rendered in memory;
+#: its name seeds it, so it shares no image with the world's splits)
+PRETRAIN_SPLIT = "pretrain"
 ROBUST_NAME = "world-robust"
 CLIP_NAME = "world-clip"
 MANIFEST_NAME = "world_models.json"
@@ -51,6 +66,8 @@ class TrainSettings:
     clip_splits: tuple[str, ...] = ("balanced", "train")
     eval_attack_steps: int = 10
     eval_robust_images: int = 1000
+    pretrain_images: int = 12000
+    repairable_train_epochs: int = 1
 
 
 def preprocessing() -> Preprocessing:
@@ -103,10 +120,56 @@ def slice_table(world: Any, df: Any, preds: np.ndarray) -> list[dict[str, Any]]:
     return rows
 
 
+def probe_halves(df: Any) -> np.ndarray:
+    """Boolean mask of the rows a feature probe is fitted on: within each class, the first half of
+    its rows in manifest order (the rest score it)."""
+    labels = df["label"].to_numpy()
+    fit = np.zeros(len(df), dtype=bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        fit[idx[: len(idx) // 2]] = True
+    return fit
+
+
+def feature_probe_accuracy(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, C: float = 1.0) -> float:
+    """How well a classifier's features know the objects: a linear probe on frozen ``features``
+    (of the world's ``balanced`` split, where backgrounds and colours say nothing about the class).
+    Multinomial logistic regression (L2, ``C``, lbfgs) on the ``fit`` rows, features standardised
+    with the fit rows' mean and std; accuracy on the other rows. Deterministic."""
+    from sklearn.linear_model import LogisticRegression
+
+    f = np.asarray(features, dtype=np.float64)
+    mu = f[fit].mean(0)
+    sd = f[fit].std(0)
+    z = (f - mu) / np.where(sd > 1e-8, sd, 1.0)
+    clf = LogisticRegression(C=C, max_iter=5000).fit(z[fit], labels[fit])
+    return float(clf.score(z[~fit], labels[~fit]))
+
+
 def _inspected_net(family: str, width: Any, num_classes: int):
     from failurelens.models.world_nets import ConvNet, TinyResNet
 
     return ConvNet(num_classes, width) if family == "convnet" else TinyResNet(num_classes, tuple(width))
+
+
+def _classifier_metrics(world: Any, data: dict[str, Any], outputs: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
+    """Accuracies on train/val/test/balanced, the planted-slice table on test and the feature
+    probe on balanced; ``outputs(images)`` returns logits and features side by side [N, C + D]."""
+    classes = world.class_names
+    c = len(classes)
+    metrics: dict[str, Any] = {}
+    for split in ("train", "val", "test", "balanced"):
+        xs, ds = data[split]
+        out = outputs(xs)
+        preds = out[:, :c].argmax(1)
+        labels = _codes(ds["label"], classes)
+        metrics[f"{split}_accuracy"] = float((preds == labels).mean())
+        if split == "test":
+            metrics["slices"] = slice_table(world, ds, preds)
+        if split == "balanced":
+            metrics["feature_probe_accuracy"] = feature_probe_accuracy(out[:, c:], labels, probe_halves(ds))
+    metrics["min_rare_slice_gap_pts"] = min(r["gap_pts"] for r in metrics["slices"])
+    return metrics
 
 
 def train_all(
@@ -146,18 +209,13 @@ def train_all(
         train_classifier(
             Normalized(net, WORLD_MEAN, WORLD_STD), x, _codes(df["label"], classes), epochs=settings.inspected_epochs, seed=seed, log=log
         )
-        metrics = {}
-        for split in ("train", "val", "test"):
-            xs, ds = data[split]
-            preds = predict(Normalized(net, WORLD_MEAN, WORLD_STD), xs).argmax(1)
-            metrics[f"{split}_accuracy"] = float((preds == _codes(ds["label"], classes)).mean())
-            if split == "test":
-                metrics["slices"] = slice_table(world, ds, preds)
-        metrics["min_rare_slice_gap_pts"] = min(r["gap_pts"] for r in metrics["slices"])
+        wrapped = Normalized(net, WORLD_MEAN, WORLD_STD)
+        metrics = _classifier_metrics(world, data, lambda xs: predict(wrapped, xs, head=lambda m, z: torch.cat(m(z), 1)))
         res = _export_classifier(net, repo, name, pp)
         _save_weights(net, repo / name)
         manifest["models"][name] = {
             "kind": "classifier",
+            "role": "discovery",
             "family": family,
             "seed": seed,
             "class_names": classes,
@@ -167,6 +225,55 @@ def train_all(
             "train_seconds": round(time.monotonic() - t0, 1),
         }
         log(f"  {name}: test accuracy {metrics['test_accuracy']:.3f}, smallest rare-slice gap {metrics['min_rare_slice_gap_pts']:.1f} pts")
+        _write(manifest_path, manifest)
+
+    pretrain = None
+    for name, family, width, seed, pre_epochs, lr in REPAIRABLE:
+        if not want(name):
+            continue
+        if pretrain is None:
+            from failurelens.world.synthetic import render_unbiased_split
+
+            t0 = time.monotonic()
+            xp, dp = render_unbiased_split(world.config, PRETRAIN_SPLIT, settings.pretrain_images, workers=2)
+            pretrain = (xp, _codes(dp["label"], classes))
+            log(f"rendered the unbiased pretraining split ({len(xp)} images, {time.monotonic() - t0:.1f}s)")
+        log(
+            f"training repairable classifier {name} ({family}): {pre_epochs} epochs on the unbiased pretraining split, "
+            f"then {settings.repairable_train_epochs} on the biased train split ..."
+        )
+        t0 = time.monotonic()
+        torch.manual_seed(seed)
+        net = _inspected_net(family, width, len(classes))
+        wrapped = Normalized(net, WORLD_MEAN, WORLD_STD)
+        train_classifier(wrapped, pretrain[0], pretrain[1], epochs=pre_epochs, seed=seed, log=log)
+        x, df = data["train"]
+        train_classifier(wrapped, x, _codes(df["label"], classes), epochs=settings.repairable_train_epochs, lr=lr, seed=seed, log=log)
+        metrics = _classifier_metrics(world, data, lambda xs: predict(wrapped, xs, head=lambda m, z: torch.cat(m(z), 1)))
+        res = _export_classifier(net, repo, name, pp)
+        _save_weights(net, repo / name)
+        manifest["models"][name] = {
+            "kind": "classifier",
+            "role": "repairable",
+            "family": family,
+            "seed": seed,
+            "class_names": classes,
+            "preprocessing": pp.to_dict(),
+            "onnx": str(res),
+            "metrics": metrics,
+            "recipe": {
+                "pretrain_split": PRETRAIN_SPLIT,
+                "pretrain_images": settings.pretrain_images,
+                "pretrain_epochs": pre_epochs,
+                "train_epochs": settings.repairable_train_epochs,
+                "train_lr": lr,
+            },
+            "train_seconds": round(time.monotonic() - t0, 1),
+        }
+        log(
+            f"  {name}: test accuracy {metrics['test_accuracy']:.3f}, feature probe {metrics['feature_probe_accuracy']:.3f}, "
+            f"smallest rare-slice gap {metrics['min_rare_slice_gap_pts']:.1f} pts"
+        )
         _write(manifest_path, manifest)
 
     if want(ROBUST_NAME):
@@ -238,7 +345,8 @@ def train_all(
         entry["train_seconds"] = round(time.monotonic() - t0, 1)
         manifest["models"][CLIP_NAME] = entry
         _write(manifest_path, manifest)
-    manifest["total_seconds"] = round(time.monotonic() - t_all, 1)
+    if not only:  # a partial run (--only) keeps the full run's figure
+        manifest["total_seconds"] = round(time.monotonic() - t_all, 1)
     _write(manifest_path, manifest)
     return manifest
 
@@ -274,7 +382,7 @@ def build_net(name: str, entry: dict[str, Any], world_config: Any) -> Any:
     from failurelens.models.world_nets import RobustResNet
 
     if entry["kind"] == "classifier":
-        width = next(w for n, _, w, _ in INSPECTED if n == name)
+        width = next(w for n, _, w, *_ in INSPECTED + REPAIRABLE if n == name)
         return _inspected_net(entry["family"], width, len(entry["class_names"]))
     if entry["kind"] == "feature_extractor":
         return RobustResNet(len(world_config.classes), len(world_config.backgrounds), len(world_config.colors))
@@ -451,12 +559,15 @@ def evaluate_committed(world_dir: str | Path, repo: str | Path, log: Log = print
     for name, entry in manifest["models"].items():
         if entry["kind"] == "classifier":
             m: dict[str, Any] = {}
-            for s in ("train", "val", "test"):
+            for s in ("train", "val", "test", "balanced"):
                 _, df, xs = split(s)
-                preds = _onnx_run(repo / entry["onnx"], {"images": xs}, ["logits"])[0].argmax(1)
-                m[f"{s}_accuracy"] = float((preds == _codes(df["label"], world.class_names)).mean())
+                logits, feats = _onnx_run(repo / entry["onnx"], {"images": xs}, ["logits", "features"])
+                labels = _codes(df["label"], world.class_names)
+                m[f"{s}_accuracy"] = float((logits.argmax(1) == labels).mean())
                 if s == "test":
-                    m["slices"] = slice_table(world, df, preds)
+                    m["slices"] = slice_table(world, df, logits.argmax(1))
+                if s == "balanced":
+                    m["feature_probe_accuracy"] = feature_probe_accuracy(feats, labels, probe_halves(df))
             m["min_rare_slice_gap_pts"] = min(r["gap_pts"] for r in m["slices"])
         elif entry["kind"] == "feature_extractor":
             x, df, _ = split("test")
