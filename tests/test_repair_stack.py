@@ -119,6 +119,26 @@ def test_generators_prompts_and_seeds(w):
     assert set(m["generated_background"]) == {"night"} and set(m["generated_color"]) == {"white"} and set(m["generated_size"]) == {"small"}
 
 
+def test_pooled_assignments_spread_the_budget_by_frequency(w):
+    """Collective debugging: several models' background assignments pooled; with by_frequency a
+    class's images follow its backgrounds' pooled failure counts, else the top_k share evenly."""
+    import pandas as pd
+
+    a = pd.DataFrame({"row": [1, 2, 3], "class_index": [0, 0, 0], "background": ["on sand", "on sand", "in water"], "score": [0.9] * 3})
+    b = pd.DataFrame({"row": [4, 5], "class_index": [0, 5], "background": ["on sand", "at night"], "score": [0.9] * 2})
+    uris = [w.st.uri(w.st.put_parquet(f"uploads/tests/assign-{n}.parquet", t).key) for n, t in (("a", a), ("b", b))]
+    req = dict(generator="world", strategy=generation_pb2.PROMPT_STRATEGY_FAILURE_BACKGROUNDS, base_dataset_id="world", images_per_class=8)
+    freq = w.client.generate(output_dataset_name="pooled-freq", assignment_uris=uris, by_frequency=True, **req)
+    m = cat.Catalog(w.st).load_manifest(freq.dataset)
+    counts = m.groupby(["label", "generated_background"]).size().to_dict()
+    assert counts == {(0, "sand"): 6, (0, "water"): 2, (5, "night"): 8}  # 3:1 for the circle, pooled over both tables
+    even = w.client.generate(output_dataset_name="pooled-even", assignment_uris=uris, top_k=2, **req)
+    m = cat.Catalog(w.st).load_manifest(even.dataset)
+    assert m.groupby(["label", "generated_background"]).size().to_dict() == {(0, "sand"): 4, (0, "water"): 4, (5, "night"): 8}
+    code, text = _code(w.client.generate, output_dataset_name="pooled-none", **req)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "assignment_uris" in text
+
+
 def test_tiny_diffusers_pipeline_images_register_and_embed(w):
     res = w.client.generate(
         generator="tiny",
