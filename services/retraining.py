@@ -225,7 +225,9 @@ class RetrainingServicer(retraining_pb2_grpc.RetrainingServicer):
             return result
         job.progress("publish", 0, 1, "a new version of the model", force=True)
         with trepo.model_lock(self.repo_dir, model.model_id):
-            published = self._publish(model.model_id, base, w, b, trainer.get_params(), train, debug, evaluation, digest, job)
+            published = self._publish(
+                model.model_id, base, w, b, {**trainer.get_params(), "device": trainer.device_}, train, debug, evaluation, digest, job
+            )
         result.model.CopyFrom(published[0])
         result.version.CopyFrom(published[1])
         result.head.CopyFrom(published[1].head)

@@ -144,3 +144,21 @@ def test_own_head_start_and_checks():
     b = HeadRetrainer(init="new", epochs=5, batch_size=64, seed=7).fit(x, y, x[:50], y[:50])
     np.testing.assert_array_equal(a.coef_, b.coef_)
     assert len(a.history_) == 5 and a.history_[-1].train_accuracy > 0.8
+
+
+def test_devices():
+    import torch
+
+    x, y = _blobs(3, 200)
+    with pytest.raises(InvalidParameter, match="device"):
+        HeadRetrainer(device="tpu").fit(x, y)
+    cpu = HeadRetrainer(init="new", epochs=20, device="cpu").fit(x, y, x[:30], y[:30])
+    assert cpu.device_ == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidData, match="no GPU"):
+            HeadRetrainer(init="new", device="cuda").fit(x, y)
+        assert HeadRetrainer(init="new", epochs=1).fit(x, y).device_ == "cpu"
+    else:  # the same head on the GPU, to float64 rounding
+        gpu = HeadRetrainer(init="new", epochs=20, device="cuda").fit(x, y, x[:30], y[:30])
+        assert gpu.device_ == "cuda"
+        np.testing.assert_allclose(gpu.coef_, cpu.coef_, rtol=1e-5, atol=1e-6)

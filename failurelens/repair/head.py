@@ -43,6 +43,7 @@ from failurelens.errors import InvalidData
 __all__ = ["EpochMetrics", "HeadRetrainer", "RetrainedHead", "head_accuracy"]
 
 INITS = ("own", "new")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,8 @@ class HeadRetrainer(P.Estimator):
     * ``standardize`` - train on standardised features (see the module doc).
     * ``init`` - ``"own"`` (needs ``init_weight``/``init_bias`` in ``fit``) or ``"new"`` (zeros).
     * ``seed`` - mini-batch order.
+    * ``device`` - ``"auto"`` (CUDA when torch sees a GPU, else CPU), ``"cpu"`` or ``"cuda"``;
+      the results agree across devices to float64 rounding.
 
     Fitted: ``coef_`` [C, D], ``intercept_`` [C] (raw feature space), ``mean_``/``scale_`` (the
     standardisation, zeros/ones when off), ``n_classes_``, ``history_`` (one
@@ -127,6 +130,7 @@ class HeadRetrainer(P.Estimator):
         standardize: bool = True,
         init: str = "own",
         seed: int = 0,
+        device: str = "auto",
     ) -> None:
         self.lam = lam
         self.epochs = epochs
@@ -137,6 +141,7 @@ class HeadRetrainer(P.Estimator):
         self.standardize = standardize
         self.init = init
         self.seed = seed
+        self.device = device
 
     def _checked_params(self) -> dict[str, Any]:
         need = P.need
@@ -149,6 +154,7 @@ class HeadRetrainer(P.Estimator):
             v = getattr(self, name)
             need(P.is_int(v) and v >= 0, name, f"{name}={v!r}: use an integer >= 0")
         need(self.init in INITS, "init", f"init={self.init!r}: use one of {INITS}")
+        need(self.device in DEVICES, "device", f"device={self.device!r}: use one of {DEVICES}")
         need(isinstance(self.standardize, (bool, np.bool_)), "standardize", f"standardize={self.standardize!r}: use true or false")
         return self.get_params()
 
@@ -216,22 +222,26 @@ class HeadRetrainer(P.Estimator):
             ws, bs = np.zeros((c, d)), np.zeros(c)
 
         dt = torch.float64
-        W = torch.tensor(ws, dtype=dt, requires_grad=True)
-        B = torch.tensor(bs, dtype=dt, requires_grad=True)
+        dev = torch.device("cuda" if self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available()) else "cpu")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise InvalidData('device="cuda" but torch sees no GPU here; use "auto" or "cpu"')
+        self.device_ = dev.type
+        W = torch.tensor(ws, dtype=dt, device=dev, requires_grad=True)
+        B = torch.tensor(bs, dtype=dt, device=dev, requires_grad=True)
         opt = torch.optim.SGD([W, B], lr=float(self.lr), momentum=float(self.momentum), weight_decay=float(self.weight_decay))
-        Z, Y = torch.tensor(z, dtype=dt), torch.tensor(yl)
-        ZD, YD = torch.tensor(zd, dtype=dt), torch.tensor(yd)
+        Z, Y = torch.tensor(z, dtype=dt, device=dev), torch.tensor(yl, device=dev)
+        ZD, YD = torch.tensor(zd, dtype=dt, device=dev), torch.tensor(yd, device=dev)
         lam = float(self.lam)
         n, m = len(Z), len(ZD)
         gen = torch.Generator().manual_seed(int(self.seed))
         history: list[EpochMetrics] = []
         for ep in range(int(self.epochs)):
             if self.batch_size == 0 or self.batch_size >= n:
-                parts = [(torch.arange(n), torch.arange(m))]
+                parts = [(torch.arange(n, device=dev), torch.arange(m, device=dev))]
             else:
-                order = torch.randperm(n, generator=gen)
+                order = torch.randperm(n, generator=gen).to(dev)
                 steps = math.ceil(n / self.batch_size)
-                dorder = torch.randperm(m, generator=gen) if m else torch.zeros(0, dtype=torch.long)
+                dorder = (torch.randperm(m, generator=gen) if m else torch.zeros(0, dtype=torch.long)).to(dev)
                 per = math.ceil(m / steps) if m else 0
                 parts = [(order[s * self.batch_size : (s + 1) * self.batch_size], dorder[s * per : (s + 1) * per]) for s in range(steps)]
             tot = correct = dcorrect = 0.0
@@ -254,7 +264,7 @@ class HeadRetrainer(P.Estimator):
             history.append(em)
             if on_epoch is not None:
                 on_epoch(em)
-        ws, bs = W.detach().numpy(), B.detach().numpy()
+        ws, bs = W.detach().cpu().numpy(), B.detach().cpu().numpy()
         self.coef_ = (ws / scale).astype(np.float32)  # back to raw features: W = W' / s, b = b' - W' @ (m / s)
         self.intercept_ = (bs - ws @ (mean / scale)).astype(np.float32)
         self.mean_, self.scale_ = mean, scale
