@@ -29,8 +29,12 @@ def test_compose_runs_every_service_of_the_table_and_prometheus_scrapes_it():
         env = svc["environment"]
         assert env["FAILURELENS_STORE"].startswith("s3://") and env["FAILURELENS_TRITON_URL"] == "triton:8001"
         assert env["FAILURELENS_PORT"] == str(CONTAINER_PORT)
+        assert "FAILURELENS_TRITON_KEY" in env and set(dict(p.split("=", 1) for p in env["FAILURELENS_PEERS"].split(","))) == set(topology.NAMES)
     assert "--model-config-name=onnxruntime" in services["triton"]["command"]
-    assert "triton-models:/models" in services["registry"]["volumes"] and "triton-models:/models" in services["triton"]["volumes"]
+    assert all("triton-models:/models" in services[n]["volumes"] for n in ("registry", "retraining", "triton"))  # the writers and Triton
+    # model control and shared memory only with the services' key, on both protocols
+    restricted = [a for a in services["triton"]["command"] if "restricted" in a]
+    assert len(restricted) == 2 and all("model-repository,shared-memory" in a and "failurelens-triton-key=" in a for a in restricted)
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     assert {f"{n}:9100" for n in topology.NAMES} <= targets and "triton:8002" in targets
