@@ -18,8 +18,8 @@ from failurelens import errors
 from failurelens.clients import unpack_details
 from failurelens.data.errors import ValidationError, Violation
 from failurelens.runtime import Binding, ServiceContext
-from failurelens.services import generation
-from failurelens.v1 import common_pb2, generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
+from failurelens.services import pipeline
+from failurelens.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
 from tests._fixtures.servers import running
 
 TOKEN = "s3cret-token"
@@ -250,15 +250,15 @@ def test_graceful_shutdown_sets_not_serving_and_lets_running_calls_finish():
 
 
 def test_planned_service_answers_unimplemented_with_a_note():
-    with running("generation", generation.build) as ts:
+    with running("pipeline", pipeline.build) as ts:
         ch = grpc.insecure_channel(ts.address)
-        stub = generation_pb2_grpc.GenerationStub(ch)
+        stub = pipeline_pb2_grpc.PipelineStub(ch)
         with pytest.raises(grpc.RpcError) as ei:
-            list(stub.Generate(generation_pb2.GenerateRequest()))
+            list(stub.Run(pipeline_pb2.RunPipelineRequest()))
         assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "Generate is not implemented yet" in ei.value.details()
+        assert "Run is not implemented yet" in ei.value.details()
         with pytest.raises(grpc.RpcError) as ei:
-            stub.ListGenerators(generation_pb2.ListGeneratorsRequest())
+            stub.GetRun(pipeline_pb2.GetRunRequest())
         assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="failurelens.v1.Generation")).status == 1
+        assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="failurelens.v1.Pipeline")).status == 1
         ch.close()

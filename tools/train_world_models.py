@@ -4,8 +4,11 @@
     .venv/bin/python tools/train_world_models.py [--world DIR] [--repo triton_models] [--only NAME ...]
 
 Generates the default world (deterministic) unless --world names one, trains the three inspected
-classifiers, the L2-PGD robust feature extractor and the image-text model, exports each to ONNX
-with both Triton configs and records the measured figures in triton_models/world_models.json.
+classifiers of the discovery benchmarks, the three repairable inspected classifiers (pretrained on
+an unbiased split rendered in memory, then trained on the biased train split), the L2-PGD robust
+feature extractor and the image-text model, exports each to ONNX with both Triton configs and
+records the measured figures in triton_models/world_models.json. --only NAME ... trains just those
+models and keeps the others' entries.
 """
 
 from __future__ import annotations

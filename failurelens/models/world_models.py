@@ -152,6 +152,15 @@ def _inspected_net(family: str, width: Any, num_classes: int):
     return ConvNet(num_classes, width) if family == "convnet" else TinyResNet(num_classes, tuple(width))
 
 
+def _logits_and_features(wrapped: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 images -> [N, C + D] logits and features of a :class:`Normalized` classifier."""
+    import torch
+
+    from failurelens.models.training import predict
+
+    return lambda xs: predict(wrapped, xs, head=lambda m, z: torch.cat(m(z), 1))
+
+
 def _classifier_metrics(world: Any, data: dict[str, Any], outputs: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
     """Accuracies on train/val/test/balanced, the planted-slice table on test and the feature
     probe on balanced; ``outputs(images)`` returns logits and features side by side [N, C + D]."""
@@ -178,7 +187,7 @@ def train_all(
     """Train every world model, export into ``repo``, write ``repo/world_models.json``; returns it."""
     import torch
 
-    from failurelens.models.training import RobustConfig, predict, robust_accuracy, train_classifier, train_robust
+    from failurelens.models.training import RobustConfig, robust_accuracy, train_classifier, train_robust
     from failurelens.models.world_nets import Normalized, RobustResNet
     from failurelens.world.generate import load_world
 
@@ -210,7 +219,7 @@ def train_all(
             Normalized(net, WORLD_MEAN, WORLD_STD), x, _codes(df["label"], classes), epochs=settings.inspected_epochs, seed=seed, log=log
         )
         wrapped = Normalized(net, WORLD_MEAN, WORLD_STD)
-        metrics = _classifier_metrics(world, data, lambda xs: predict(wrapped, xs, head=lambda m, z: torch.cat(m(z), 1)))
+        metrics = _classifier_metrics(world, data, _logits_and_features(wrapped))
         res = _export_classifier(net, repo, name, pp)
         _save_weights(net, repo / name)
         manifest["models"][name] = {
@@ -249,7 +258,7 @@ def train_all(
         train_classifier(wrapped, pretrain[0], pretrain[1], epochs=pre_epochs, seed=seed, log=log)
         x, df = data["train"]
         train_classifier(wrapped, x, _codes(df["label"], classes), epochs=settings.repairable_train_epochs, lr=lr, seed=seed, log=log)
-        metrics = _classifier_metrics(world, data, lambda xs: predict(wrapped, xs, head=lambda m, z: torch.cat(m(z), 1)))
+        metrics = _classifier_metrics(world, data, _logits_and_features(wrapped))
         res = _export_classifier(net, repo, name, pp)
         _save_weights(net, repo / name)
         manifest["models"][name] = {
