@@ -14,44 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import message
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 
 from failurelens import topology
-from failurelens.v1 import (
-    captioning_pb2,
-    captioning_pb2_grpc,
-    common_pb2,
-    embedding_pb2,
-    embedding_pb2_grpc,
-    generation_pb2,
-    generation_pb2_grpc,
-    jobs_pb2_grpc,
-    pipeline_pb2_grpc,
-    registry_pb2,
-    registry_pb2_grpc,
-    retraining_pb2,
-    retraining_pb2_grpc,
-    slice_discovery_pb2,
-    slice_discovery_pb2_grpc,
-)
+from failurelens.v1 import jobs_pb2_grpc
+from failurelens.workflow.calls import DETAIL_TYPES, FailureLensError, ProgressCallback, ServiceCalls, describe_error, unpack_details
 
-ProgressCallback = Callable[[common_pb2.Progress], None]
-#: the google.rpc detail types failurelens servers send
-DETAIL_TYPES = (
-    error_details_pb2.BadRequest,
-    error_details_pb2.ResourceInfo,
-    error_details_pb2.PreconditionFailure,
-    error_details_pb2.ErrorInfo,
-    common_pb2.RowErrors,
-)
+__all__ = ["DETAIL_TYPES", "FailureLensClient", "FailureLensError", "ProgressCallback", "describe_error", "unpack_details"]
 
 
 class _CallDefaults(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -79,65 +53,9 @@ class _Details(grpc.ClientCallDetails):
         self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 
 
-class FailureLensError(RuntimeError):
-    """A failed call, with the status code and the server's rich error details."""
-
-    def __init__(self, err: grpc.RpcError | None, message: str = "") -> None:
-        self.code = err.code() if err is not None and hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-        self.details_text = err.details() if err is not None and hasattr(err, "details") else message or str(err)
-        self.rich = rpc_status.from_call(err) if err is not None and hasattr(err, "trailing_metadata") else None
-        super().__init__(describe_error(err) if err is not None else f"UNKNOWN: {message}")
-
-    @classmethod
-    def local(cls, code: grpc.StatusCode, message: str) -> FailureLensError:
-        """A refusal decided on the client side (before any call), with the status it stands for."""
-        err = cls(None, message)
-        err.code = code
-        err.args = (f"{code.name}: {message}",)
-        return err
-
-
-def unpack_details(status: status_pb2.Status) -> list[message.Message]:
-    """The known detail messages of a google.rpc.Status (``rpc_status.from_call(err)``)."""
-    out: list[message.Message] = []
-    for packed in status.details:
-        for t in DETAIL_TYPES:
-            if packed.Is(t.DESCRIPTOR):
-                m = t()
-                packed.Unpack(m)
-                out.append(m)
-                break
-    return out
-
-
-def describe_error(err: grpc.RpcError) -> str:
-    """One readable text for a failed call: code, message, and the error details."""
-    code = err.code().name if hasattr(err, "code") else "UNKNOWN"
-    lines = [f"{code}: {err.details() if hasattr(err, 'details') else err}"]
-    status = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
-    if status is not None:
-        for d in unpack_details(status):
-            name = type(d).__name__
-            if name == "BadRequest":
-                lines += [f"  - {v.field}: {v.description}" for v in d.field_violations[:20]]
-            elif name == "RowErrors":
-                lines.append(f"  {d.total} bad row(s)")
-            elif name == "PreconditionFailure":
-                lines += [f"  - {v.subject}: {v.description}" for v in d.violations]
-    return "\n".join(lines)
-
-
-class FailureLensClient:
+class FailureLensClient(ServiceCalls):
     """One channel per service named in ``addresses`` (see :data:`failurelens.topology.SERVICES`),
     each with its generated stub as an attribute of the service's name."""
-
-    registry: registry_pb2_grpc.RegistryStub
-    embedding: embedding_pb2_grpc.EmbeddingStub
-    slice_discovery: slice_discovery_pb2_grpc.SliceDiscoveryStub
-    captioning: captioning_pb2_grpc.CaptioningStub
-    generation: generation_pb2_grpc.GenerationStub
-    retraining: retraining_pb2_grpc.RetrainingStub
-    pipeline: pipeline_pb2_grpc.PipelineStub
 
     def __init__(
         self, addresses: Mapping[str, str], token: str | None = None, timeout: float | None = 600.0, max_message_bytes: int = 16 * 1024 * 1024
@@ -155,9 +73,7 @@ class FailureLensClient:
         defaults = _CallDefaults(self.token, timeout)
         for name, addr in self.addresses.items():
             self._channels[name] = grpc.intercept_channel(grpc.insecure_channel(addr, options=opts), defaults)
-        for service in topology.SERVICES:
-            if service.name in self._channels:
-                setattr(self, service.name, service.stub(self._channels[service.name]))
+        self._stubs = {s.name: s.stub(self._channels[s.name]) for s in topology.SERVICES if s.name in self._channels}
         self.store_uri: str = ""
 
     @classmethod
@@ -180,107 +96,15 @@ class FailureLensClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- generic helpers ------------------------------------------------------------------
+    def stub(self, name: str) -> Any:
+        try:
+            return self._stubs[name]
+        except KeyError:
+            raise FailureLensError.local(grpc.StatusCode.FAILED_PRECONDITION, f"this client has no address for the {name} service") from None
+
     def health(self, service: str, timeout: float = 3.0) -> str:
         resp = health_pb2_grpc.HealthStub(self._channels[service]).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
     def jobs(self, service: str) -> jobs_pb2_grpc.JobsStub:
         return jobs_pb2_grpc.JobsStub(self._channels[service])
-
-    @staticmethod
-    def run_job(updates: Iterable[Any], result_field: str, on_progress: ProgressCallback | None = None) -> Any:
-        """Consume a job's update stream; return its result message."""
-        try:
-            for u in updates:
-                if u.HasField("progress"):
-                    if on_progress is not None:
-                        on_progress(u.progress)
-                elif u.HasField(result_field):
-                    return getattr(u, result_field)
-        except grpc.RpcError as err:
-            raise FailureLensError(err) from None
-        raise FailureLensError(None, f"the job's stream ended without a {result_field!r} update")
-
-    @staticmethod
-    def call(fn: Callable[..., Any], request: Any, **kw: Any) -> Any:
-        try:
-            return fn(request, **kw)
-        except grpc.RpcError as err:
-            raise FailureLensError(err) from None
-
-    # --- workflows ------------------------------------------------------------------------
-    def register_dataset(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> registry_pb2.Dataset:
-        req = registry_pb2.RegisterDatasetRequest(**fields)
-        return self.run_job(self.registry.RegisterDataset(req, timeout=timeout), "dataset", on_progress)
-
-    def register_model(self, timeout: float | None = None, **fields: Any) -> registry_pb2.Model:
-        return self.call(self.registry.RegisterModel, registry_pb2.RegisterModelRequest(**fields), timeout=timeout)
-
-    def embed(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> embedding_pb2.EmbeddingSet:
-        req = embedding_pb2.EmbedRequest(**fields)
-        return self.run_job(self.embedding.Embed(req, timeout=timeout), "result", on_progress)
-
-    def embed_texts(self, model_id: str, texts: list[str], name: str = "") -> embedding_pb2.EmbedTextsResponse:
-        return self.call(self.embedding.EmbedTexts, embedding_pb2.EmbedTextsRequest(model_id=model_id, texts=texts, name=name))
-
-    # --- discovery and captioning ------------------------------------------------------------
-    def fit_failure_trees(
-        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
-    ) -> slice_discovery_pb2.FailureTreesReport:
-        req = slice_discovery_pb2.FitFailureTreesRequest(**fields)
-        return self.run_job(self.slice_discovery.FitFailureTrees(req, timeout=timeout), "result", on_progress)
-
-    def fit_failure_directions(
-        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
-    ) -> slice_discovery_pb2.FailureDirectionsReport:
-        req = slice_discovery_pb2.FitFailureDirectionsRequest(**fields)
-        return self.run_job(self.slice_discovery.FitFailureDirections(req, timeout=timeout), "result", on_progress)
-
-    def render_feature_evidence(
-        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
-    ) -> slice_discovery_pb2.FeatureEvidenceReport:
-        req = slice_discovery_pb2.RenderFeatureEvidenceRequest(**fields)
-        return self.run_job(self.slice_discovery.RenderFeatureEvidence(req, timeout=timeout), "result", on_progress)
-
-    def caption_directions(self, timeout: float | None = None, **fields: Any) -> captioning_pb2.CaptionDirectionsResponse:
-        return self.call(self.captioning.CaptionDirections, captioning_pb2.CaptionDirectionsRequest(**fields), timeout=timeout)
-
-    def caption_rules(self, timeout: float | None = None, **fields: Any) -> captioning_pb2.CaptionRulesResponse:
-        return self.call(self.captioning.CaptionRules, captioning_pb2.CaptionRulesRequest(**fields), timeout=timeout)
-
-    def validate_caption(self, timeout: float | None = None, **fields: Any) -> captioning_pb2.CaptionValidation:
-        return self.call(self.captioning.ValidateCaption, captioning_pb2.ValidateCaptionRequest(**fields), timeout=timeout)
-
-    def propose_backgrounds(self, timeout: float | None = None, **fields: Any) -> captioning_pb2.ProposeBackgroundsResponse:
-        return self.call(self.captioning.ProposeBackgrounds, captioning_pb2.ProposeBackgroundsRequest(**fields), timeout=timeout)
-
-    def assign_backgrounds(
-        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
-    ) -> captioning_pb2.BackgroundAssignment:
-        req = captioning_pb2.AssignBackgroundsRequest(**fields)
-        return self.run_job(self.captioning.AssignBackgrounds(req, timeout=timeout), "result", on_progress)
-
-    def split_debug_set(self, timeout: float | None = None, **fields: Any) -> slice_discovery_pb2.DebugSplit:
-        return self.call(self.slice_discovery.SplitDebugSet, slice_discovery_pb2.SplitDebugSetRequest(**fields), timeout=timeout)
-
-    def compare_failures(self, prediction_embedding_ids: list[str], timeout: float | None = None) -> slice_discovery_pb2.FailureOverlap:
-        req = slice_discovery_pb2.CompareFailuresRequest(prediction_embedding_ids=prediction_embedding_ids)
-        return self.call(self.slice_discovery.CompareFailures, req, timeout=timeout)
-
-    # --- repair ------------------------------------------------------------------------------
-    def list_generators(self) -> generation_pb2.ListGeneratorsResponse:
-        return self.call(self.generation.ListGenerators, generation_pb2.ListGeneratorsRequest())
-
-    def generate(self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any) -> generation_pb2.GenerateResult:
-        req = generation_pb2.GenerateRequest(**fields)
-        return self.run_job(self.generation.Generate(req, timeout=timeout), "result", on_progress)
-
-    def retrain_head(
-        self, on_progress: ProgressCallback | None = None, timeout: float | None = None, **fields: Any
-    ) -> retraining_pb2.RetrainHeadResult:
-        req = retraining_pb2.RetrainHeadRequest(**fields)
-        return self.run_job(self.retraining.RetrainHead(req, timeout=timeout), "result", on_progress)
-
-    def evaluate_head(self, timeout: float | None = None, **fields: Any) -> retraining_pb2.HeadEvaluation:
-        return self.call(self.retraining.EvaluateHead, retraining_pb2.EvaluateHeadRequest(**fields), timeout=timeout)

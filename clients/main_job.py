@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from failurelens.clients.client import FailureLensClient
-from failurelens.clients.failure_modes import Bar, failure_table, find_failure_modes, format_failure_table
-from failurelens.clients.repair import format_repair, repair
 from failurelens.clients.upload import upload_and_register_dataset, upload_and_register_model
 from failurelens.convert import preprocessing_to_proto
 from failurelens.data.images import Preprocessing
 from failurelens.models.world_models import MANIFEST_NAME
 from failurelens.store.base import ArtifactStore
-from failurelens.v1 import registry_pb2
+from failurelens.v1 import common_pb2, registry_pb2
+from failurelens.workflow.failure_modes import Bar
+from failurelens.workflow.repair import artifact_id
+from failurelens.workflow.report_data import format_summary
 
 REPO = Path(__file__).resolve().parents[1] / "triton_models"
 
@@ -96,7 +97,9 @@ def run_main_job(
         res = {}
         for name in models:
             bar = _bar(bar_factory, f"embed {name}")
-            res[name] = client.embed(on_progress=bar, dataset_id=ds.dataset_id, model_id=name, splits=list(splits), overwrite=True)
+            # the pipeline's embedding ids: its embed stage finds these fresh and reuses them
+            eid = artifact_id(ds.dataset_id, name, splits[0]) if len(splits) == 1 else ""
+            res[name] = client.embed(on_progress=bar, dataset_id=ds.dataset_id, model_id=name, splits=list(splits), overwrite=True, embedding_id=eid)
             _close(bar)
         echo("5/7 summarising from the stored artifacts ...")
         manifest = st.get_parquet(st.key_from_uri(ds.manifest.uri)).to_pandas()
@@ -129,48 +132,38 @@ def run_main_job(
                 acc = zero_shot_accuracy(img, txt, df, world)
                 echo(f"\n{name}: zero-shot accuracy from Triton embeddings: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
         echo(f"\nsmallest planted-slice gap over the inspected models: {worst:.1f} pts")
-        inspected = next(n for n in res if reported[n]["kind"] == "classifier")
-        echo(
-            f"\n6/7 discovering the failure modes of {inspected} (trees on world-robust features, directions on world-clip "
-            f"embeddings, captions, backgrounds, visual evidence) ..."
-        )
-        vocab_uri = st.uri(st.put_json("uploads/vocabulary/world.json", world_vocabulary(world.config)).key)
-        found = find_failure_modes(
-            client,
-            inspected=res[inspected].embedding_id,
-            features=res["world-robust"].embedding_id,
-            clip=res["world-clip"].embedding_id,
-            text_model="world-clip",
-            vocabulary_uri=vocab_uri,
-            class_names=list(ds.class_names),
-            bar_factory=bar_factory,
-        )
-        echo(
-            f"\nfailure modes of {inspected} on {'+'.join(splits)} (fitted on half of each class, validated on the other half; "
-            f"classes with a valid leaf: {', '.join(f'{k} {v:.2f}' for k, v in sorted(found.trees.valid_leaf_fraction.items()))}):"
-        )
-        for line in format_failure_table(failure_table(found)):
-            echo(line)
-        if found.evidence is not None:
-            echo(
-                f"\nvisual evidence (top images, CAM heatmaps, feature attacks) of {len(found.evidence.features)} robust features: "
-                f"{found.evidence.index.uri}"
-            )
-        echo(f"rules: {found.trees.rules_table.uri}")
         repairable = [n for n in models if reported[n].get("role") == "repairable"]
-        if repairable:
-            target = repairable[0]
-            echo(
-                f"\n7/7 repairing {target} (the mitigation protocol: its val failures split into debug_seed / debug_heldout, "
-                f"the debug_seed failures described, images generated per prompt strategy, a new head trained per strategy, "
-                f"the failure-backgrounds head published as a new Triton version and verified on test) ..."
-            )
-            report = repair(client, st, dataset_id=ds.dataset_id, model_id=target, clip_model_id="world-clip", vocabulary_uri=vocab_uri,
-                            echo=echo, bar_factory=bar_factory)  # fmt: skip
-            echo("")
-            for line in format_repair(report):
-                echo(line)
+        inspected = repairable[0] if repairable else next(n for n in res if reported[n]["kind"] == "classifier")
+        echo(
+            f"\n6/7 analysing {inspected} as one pipeline run: failure trees on world-robust features, directions on world-clip "
+            f"embeddings, captions, backgrounds, visual evidence"
+            + (", then its repair (the mitigation protocol: images generated per prompt strategy, a new head per strategy, the "
+               "failure-backgrounds head published as a new Triton version and verified)" if repairable else "")
+            + ", and the HTML report ..."
+        )  # fmt: skip
+        vocab_uri = st.uri(st.put_json("uploads/vocabulary/world.json", world_vocabulary(world.config)).key)
+        run = client.analyze(
+            on_progress=bar_factory("analyze") if bar_factory is not None else None,
+            request_id=f"main-job-{inspected}",
+            dataset_id=ds.dataset_id,
+            model_id=inspected,
+            feature_model_id="world-robust",
+            image_text_model_id="world-clip",
+            vocabulary_uri=vocab_uri,
+            analysis_split=splits[0],
+            repair=bool(repairable),
+            title=f"failurelens main job: {inspected} on the benchmark world",
+        )
+        echo("\n7/7 the report")
+        summary: dict[str, Any] = json.loads(st.get_bytes(st.key_from_uri(run.summary.uri))) if run.summary.uri else {}
+        for line in format_summary(run, summary):
+            echo(line)
+        if run.report.uri:
+            out = Path(state_dir).resolve() / "reports" / run.run_id
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "report.html").write_bytes(st.get_bytes(st.key_from_uri(run.report.uri)))
+            echo(f"report: {out / 'report.html'}")
         echo(f"total {time.monotonic() - t0:.0f}s; logs in {stack.log_dir}")
-        return 0
+        return 0 if run.state == common_pb2.JOB_STATE_SUCCEEDED else 3
     finally:
         stack.stop()

@@ -23,11 +23,11 @@ from typing import Any
 import grpc
 
 from failurelens import catalog
-from failurelens.clients.client import FailureLensError
 from failurelens.data.manifest import load_class_names, load_manifest, manifest_from_directory
 from failurelens.errors import InvalidArgument, Violation
 from failurelens.store.base import ArtifactStore, InvalidKeyError, validate_key
 from failurelens.v1 import registry_pb2
+from failurelens.workflow.calls import FailureLensError
 
 _CLASS_FILES = ("classes.txt", "class_names.json", "class_names.txt")
 

@@ -274,7 +274,9 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
     async def FitFailureDirections(self, request: sd.FitFailureDirectionsRequest, context: grpc.aio.ServicerContext):
         estimator = directions_estimator(request, self.n_jobs)
         clip = self.catalog.embedding(request.clip_embedding_id, "clip_embedding_id")
-        inp.array_ref(clip, "image_embeddings", "clip_embedding_id", "an IMAGE_TEXT model")
+        # an image-text model's image embeddings; without one, any model's features (no captions then)
+        space = "image_embeddings" if clip.image_embeddings.uri else "features"
+        inp.array_ref(clip, space, "clip_embedding_id", "an IMAGE_TEXT model (or the features of a FEATURE_EXTRACTOR or CLASSIFIER)")
         outcomes = inp.load_outcomes(self.catalog, request.prediction_embedding_id, "prediction_embedding_id")
         inp.same_dataset(clip, outcomes.embedding)
         dataset = self.catalog.dataset(clip.dataset_id)
@@ -282,7 +284,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         report_id = _report_id(self.catalog, DIRECTIONS, "directions", request)
 
         def work(job: JobContext) -> sd.FailureDirectionsReport:
-            return self._fit_directions(request, estimator, clip, outcomes, dataset, classes, report_id, job)
+            return self._fit_directions(request, estimator, clip, space, outcomes, dataset, classes, report_id, job)
 
         async for update in self.ctx.jobs.stream(
             context,
@@ -299,6 +301,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         request: sd.FitFailureDirectionsRequest,
         model: FailureDirections,
         clip: Any,
+        space: str,
         outcomes: inp.Outcomes,
         dataset: registry_pb2.Dataset,
         classes: list[int] | None,
@@ -306,7 +309,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         job: JobContext,
     ) -> sd.FailureDirectionsReport:
         names = list(dataset.class_names)
-        out = self._fit_per_class(model, clip, "image_embeddings", outcomes, classes, job, confidences=True)
+        out = self._fit_per_class(model, clip, space, outcomes, classes, job, confidences=True)
         report = sd.FailureDirectionsReport(
             report_id=report_id, clip_embedding_id=clip.embedding_id, prediction_embedding_id=out.embedding.embedding_id
         )

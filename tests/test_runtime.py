@@ -34,7 +34,7 @@ class FakePipeline(pipeline_pb2_grpc.PipelineServicer):
         self.stopped_early = threading.Event()
 
     async def Run(self, request, context):
-        steps = int(request.run_id.split(":")[1]) if ":" in request.run_id else 3
+        steps = int(request.request_id.split(":")[1]) if ":" in request.request_id else 3
 
         def work(job):
             try:
@@ -46,7 +46,7 @@ class FakePipeline(pipeline_pb2_grpc.PipelineServicer):
                 self.stopped_early.set()
                 raise
             self.finished.set()
-            return pipeline_pb2.PipelineRun(run_id=request.run_id, state=common_pb2.JOB_STATE_SUCCEEDED)
+            return pipeline_pb2.PipelineRun(run_id=request.request_id, state=common_pb2.JOB_STATE_SUCCEEDED)
 
         async for u in self.ctx.jobs.stream(
             context,
@@ -145,7 +145,7 @@ def test_errors_map_to_status_with_rich_details(fake):
 
 def test_streaming_job_progress_and_jobs_service(fake):
     ch, stub = _stub(fake)
-    updates = list(stub.Run(pipeline_pb2.RunPipelineRequest(run_id="steps:5")))
+    updates = list(stub.Run(pipeline_pb2.RunPipelineRequest(request_id="steps:5")))
     progress = [u.progress for u in updates if u.HasField("progress")]
     assert [p.done for p in progress][:5] == [0, 1, 2, 3, 4] and progress[-1].done == 5
     assert updates[-1].result.run_id == "steps:5"
@@ -162,7 +162,7 @@ def test_streaming_job_progress_and_jobs_service(fake):
 def test_deadline_is_honoured_and_the_work_stops(fake):
     ch, stub = _stub(fake)
     with pytest.raises(grpc.RpcError) as ei:
-        list(stub.Run(pipeline_pb2.RunPipelineRequest(run_id="steps:200"), timeout=0.5))
+        list(stub.Run(pipeline_pb2.RunPipelineRequest(request_id="steps:200"), timeout=0.5))
     assert ei.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     svc = fake.holder["svc"]
     assert svc.stopped_early.wait(5), "the worker kept running after the deadline"
@@ -174,7 +174,7 @@ def test_deadline_is_honoured_and_the_work_stops(fake):
 
 def test_cancel_job_through_jobs_service(fake):
     ch, stub = _stub(fake)
-    it = stub.Run(pipeline_pb2.RunPipelineRequest(run_id="steps:200"))
+    it = stub.Run(pipeline_pb2.RunPipelineRequest(request_id="steps:200"))
     first = next(it)
     jobs_pb2_grpc.JobsStub(ch).CancelJob(jobs_pb2.CancelJobRequest(job_id=first.progress.job_id))
     with pytest.raises(grpc.RpcError) as ei:
@@ -218,7 +218,7 @@ def test_auth_required_constant_time_and_health_exempt(fake_auth):
         stub.GetRun(pipeline_pb2.GetRunRequest(run_id="r"), metadata=(("authorization", "Bearer wrong"),))
     assert ei.value.code() == grpc.StatusCode.UNAUTHENTICATED and ei.value.details() == "invalid bearer token"
     with pytest.raises(grpc.RpcError) as ei:  # streaming RPCs are guarded too
-        list(stub.Run(pipeline_pb2.RunPipelineRequest(run_id="steps:1")))
+        list(stub.Run(pipeline_pb2.RunPipelineRequest(request_id="steps:1")))
     assert ei.value.code() == grpc.StatusCode.UNAUTHENTICATED
     ok = stub.GetRun(pipeline_pb2.GetRunRequest(run_id="r"), metadata=(("authorization", f"Bearer {TOKEN}"),))
     assert ok.run_id == "r"
@@ -234,7 +234,7 @@ def test_graceful_shutdown_sets_not_serving_and_lets_running_calls_finish():
         health = health_pb2_grpc.HealthStub(ch)
         watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-        it = stub.Run(pipeline_pb2.RunPipelineRequest(run_id="steps:20"))
+        it = stub.Run(pipeline_pb2.RunPipelineRequest(request_id="steps:20"))
         next(it)
         stopper = threading.Thread(target=ts.stop, kwargs={"grace": 5.0})
         stopper.start()
@@ -249,16 +249,20 @@ def test_graceful_shutdown_sets_not_serving_and_lets_running_calls_finish():
         ch.close()
 
 
-def test_planned_service_answers_unimplemented_with_a_note():
-    with running("pipeline", pipeline.build) as ts:
+def test_the_pipeline_refuses_bad_submissions_with_statuses_that_say_what_to_fix(tmp_path):
+    with running("pipeline", pipeline.build, store=str(tmp_path / "store"), state_dir=str(tmp_path)) as ts:
         ch = grpc.insecure_channel(ts.address)
         stub = pipeline_pb2_grpc.PipelineStub(ch)
+        for request, code, text in (
+            (pipeline_pb2.RunPipelineRequest(model_id="m"), grpc.StatusCode.INVALID_ARGUMENT, "dataset_id"),
+            (pipeline_pb2.RunPipelineRequest(request_id="a b", dataset_id="d", model_id="m"), grpc.StatusCode.INVALID_ARGUMENT, "request_id"),
+            (pipeline_pb2.RunPipelineRequest(dataset_id="d", model_id="m"), grpc.StatusCode.UNAVAILABLE, "no address for the registry"),
+        ):
+            with pytest.raises(grpc.RpcError) as ei:
+                list(stub.Run(request, timeout=30))
+            assert ei.value.code() == code and text in ei.value.details(), ei.value.details()
         with pytest.raises(grpc.RpcError) as ei:
-            list(stub.Run(pipeline_pb2.RunPipelineRequest()))
-        assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "Run is not implemented yet" in ei.value.details()
-        with pytest.raises(grpc.RpcError) as ei:
-            stub.GetRun(pipeline_pb2.GetRunRequest())
-        assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="failurelens.v1.Pipeline")).status == 1
+            stub.GetRun(pipeline_pb2.GetRunRequest(run_id="run-unknown"))
+        assert ei.value.code() == grpc.StatusCode.NOT_FOUND and "ListRuns" in ei.value.details()
+        assert list(stub.ListRuns(pipeline_pb2.ListRunsRequest()).runs) == []
         ch.close()

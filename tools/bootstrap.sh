@@ -14,3 +14,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -c requirements.lock -e ".[dev]"
   echo "$want" > "$stamp"
 fi
+# The report's browser test drives the system's headless Chromium (Debian packages).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "bootstrap: install Debian's chromium and chromium-driver for the report's browser test" >&2
+  fi
+fi

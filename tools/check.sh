@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 .venv/bin/python tools/gen_protos.py --check
 .venv/bin/ruff check --quiet .
 .venv/bin/ruff format --check --quiet .
-.venv/bin/mypy -p failurelens.discovery -p failurelens.runtime -p failurelens.store -p failurelens.clients
+.venv/bin/mypy -p failurelens.discovery -p failurelens.runtime -p failurelens.store -p failurelens.clients -p failurelens.workflow
 .venv/bin/lint-imports --no-cache

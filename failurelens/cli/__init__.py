@@ -10,6 +10,10 @@
     failurelens generators | generate --dataset D --name N --strategy S ...   targeted images
     failurelens retrain --model M --train E --debug-train E [--eval NAME=E]   a new head, a new version
     failurelens repair --dataset D --model M --clip C                        the mitigation protocol
+    failurelens analyze --dataset D --model M [--features F] [--clip C] [--repair] [--json]
+                                                     the whole job as one pipeline run, an HTML report
+    failurelens runs list | watch RUN | cancel RUN   pipeline runs
+    failurelens compare RUN_A RUN_B [--fail-on-new-mode ER]   fixed / new failure modes (a promotion gate)
     failurelens demo                                 the main job
 """
 
@@ -21,11 +25,11 @@ import sys
 from collections.abc import Sequence
 
 from failurelens import errors
-from failurelens.cli import datasets, discover, embed, main_job, models, repair, stack, world
+from failurelens.cli import analyze, datasets, discover, embed, main_job, models, repair, stack, world
 from failurelens.clients.client import FailureLensError
 
 DEFAULT_STATE = os.environ.get("FAILURELENS_STATE_DIR", ".state")
-COMMAND_GROUPS = (stack, datasets, models, world, embed, discover, repair, main_job)
+COMMAND_GROUPS = (stack, datasets, models, world, embed, discover, repair, analyze, main_job)
 
 
 def build_parser() -> argparse.ArgumentParser:

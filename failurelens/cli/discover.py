@@ -9,8 +9,8 @@ from typing import Any
 
 from failurelens.cli import context
 from failurelens.cli.console import ProgressBars, print_lines
-from failurelens.clients.failure_modes import failure_table, find_failure_modes, format_failure_table
 from failurelens.v1 import captioning_pb2, embedding_pb2, registry_pb2
+from failurelens.workflow.failure_modes import failure_table, find_failure_modes, format_failure_table
 
 METHODS = {"text-score": captioning_pb2.DIRECTION_CAPTION_METHOD_TEXT_SCORE, "aligned-images": captioning_pb2.DIRECTION_CAPTION_METHOD_ALIGNED_IMAGES}
 

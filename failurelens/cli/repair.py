@@ -11,8 +11,8 @@ from typing import Any
 from failurelens import errors
 from failurelens.cli import context
 from failurelens.cli.console import ProgressBars, print_lines
-from failurelens.clients import repair as rp
 from failurelens.v1 import generation_pb2, registry_pb2
+from failurelens.workflow import repair as rp
 
 STRATEGIES = {name.replace("_", "-"): enum for name, enum in rp.STRATEGY_ENUMS.items()} | {"explicit": generation_pb2.PROMPT_STRATEGY_EXPLICIT}
 

@@ -3,6 +3,6 @@ auth, errors, jobs, shutdown)."""
 
 from failurelens.runtime.config import ServiceConfig
 from failurelens.runtime.jobs import JobContext, JobRegistry
-from failurelens.runtime.server import Binding, Server, ServiceContext, main, unimplemented
+from failurelens.runtime.server import Binding, Server, ServiceContext, main
 
-__all__ = ["Binding", "JobContext", "JobRegistry", "Server", "ServiceConfig", "ServiceContext", "main", "unimplemented"]
+__all__ = ["Binding", "JobContext", "JobRegistry", "Server", "ServiceConfig", "ServiceContext", "main"]

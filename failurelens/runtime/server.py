@@ -24,7 +24,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
-from failurelens import errors
 from failurelens.runtime.config import ServiceConfig
 from failurelens.runtime.interceptors import GrpcMetrics, interceptors
 from failurelens.runtime.jobs import JobRegistry
@@ -40,6 +39,8 @@ class Binding:
     servicer: Any
     add: Callable[[Any, grpc.aio.Server], None]
     descriptor: ServiceDescriptor
+    #: called at shutdown, after the server stopped taking calls (stop background work)
+    close: Callable[[], None] | None = None
 
 
 @dataclasses.dataclass
@@ -52,28 +53,6 @@ class ServiceContext:
 
 
 Build = Callable[[ServiceContext], Sequence[Binding]]
-
-
-def unimplemented(descriptor: ServiceDescriptor, base: type, note: str) -> Any:
-    """A servicer whose every method answers UNIMPLEMENTED with ``note`` (for APIs defined ahead)."""
-
-    def make(method_name: str, streaming: bool) -> Callable[..., Any]:
-        msg = f"{descriptor.full_name}/{method_name} is not implemented yet: {note}"
-        if streaming:
-
-            async def stream(self: Any, request: Any, context: Any) -> Any:
-                raise errors.Unimplemented(msg)
-                yield  # pragma: no cover - makes this an async generator
-
-            return stream
-
-        async def unary(self: Any, request: Any, context: Any) -> Any:
-            raise errors.Unimplemented(msg)
-
-        return unary
-
-    methods = {m.name: make(m.name, m.server_streaming) for m in descriptor.methods}
-    return type(f"Unimplemented{descriptor.name}", (base,), methods)()
 
 
 class Server:
@@ -90,6 +69,7 @@ class Server:
         self.port = 0
         self.metrics_port = 0
         self.service_names: list[str] = []
+        self._bindings: list[Binding] = []
 
     async def start(self) -> None:
         cfg = self.config
@@ -101,6 +81,7 @@ class Server:
         server = grpc.aio.server(interceptors=interceptors(self._metrics, cfg.auth_token), options=options)
         bindings = list(self._build(ServiceContext(self.name, cfg, self.jobs)))
         bindings.append(Binding(self.jobs, jobs_pb2_grpc.add_JobsServicer_to_server, jobs_pb2.DESCRIPTOR.services_by_name["Jobs"]))
+        self._bindings = bindings
         for b in bindings:
             b.add(b.servicer, server)
             self.service_names.append(b.descriptor.full_name)
@@ -135,6 +116,9 @@ class Server:
         await self._server.stop(grace)
         self.jobs.cancel_all()
         self.jobs.executor.shutdown(wait=False, cancel_futures=True)
+        for b in self._bindings:
+            if b.close is not None:
+                b.close()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

@@ -57,10 +57,10 @@ def to_status(exc: BaseException, method: str = "") -> tuple[grpc.StatusCode, st
         text, details = str(exc), _details(exc)
         if code == grpc.StatusCode.INTERNAL:
             log.error("%s failed: %s", method or "call", text, exc_info=exc)
-    elif isinstance(exc, grpc.RpcError) and isinstance(getattr(exc, "code", lambda: None)(), grpc.StatusCode):
+    elif (peer := _peer_error(exc)) is not None:
         # a call to another service failed: its status and message, said to be the peer's
-        code, details = exc.code(), []
-        text = f"a call to another failurelens service failed: {exc.details()}"
+        code, details = peer.code(), []
+        text = f"a call to another failurelens service failed: {peer.details()}"
     else:
         error_id = uuid.uuid4().hex[:12]
         log.error("%s failed with an unexpected error (error id %s)", method or "call", error_id, exc_info=exc)
@@ -81,6 +81,18 @@ async def abort(context: grpc.aio.ServicerContext, exc: BaseException, method: s
     await context.abort(code, text, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),))
 
 
+def _peer_error(exc: BaseException) -> grpc.RpcError | None:
+    """The failed call to another service behind ``exc``: the RpcError itself, or the one a
+    workflow's FailureLensError carries (``rpc_error``)."""
+    err = exc if isinstance(exc, grpc.RpcError) else getattr(exc, "rpc_error", None)
+    if isinstance(err, grpc.RpcError) and isinstance(getattr(err, "code", lambda: None)(), grpc.StatusCode):
+        return err
+    return None
+
+
 def code_name(exc: BaseException) -> str:
     """The canonical status name of an exception (``INTERNAL`` for unexpected ones), for job records."""
-    return exc.canonical_code if isinstance(exc, errors.Error) else "INTERNAL"
+    if isinstance(exc, errors.Error):
+        return exc.canonical_code
+    peer = _peer_error(exc)
+    return peer.code().name if peer is not None else "INTERNAL"

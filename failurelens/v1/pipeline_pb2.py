@@ -22,29 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from failurelens.v1 import common_pb2 as failurelens_dot_v1_dot_common__pb2
-from failurelens.v1 import slice_discovery_pb2 as failurelens_dot_v1_dot_slice__discovery__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66\x61ilurelens/v1/pipeline.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1b\x66\x61ilurelens/v1/common.proto\x1a$failurelens/v1/slice_discovery.proto\"\x9b\x03\n\x12RunPipelineRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x18\n\x10\x66\x65\x61ture_model_id\x18\x04 \x01(\t\x12\x1b\n\x13image_text_model_id\x18\x05 \x01(\t\x12%\n\x06stages\x18\x06 \x03(\x0e\x32\x15.failurelens.v1.Stage\x12\x16\n\x0e\x61nalysis_split\x18\x07 \x01(\t\x12\x13\n\x0btrain_split\x18\x08 \x01(\t\x12\x35\n\x05trees\x18\t \x01(\x0b\x32&.failurelens.v1.FitFailureTreesRequest\x12?\n\ndirections\x18\n \x01(\x0b\x32+.failurelens.v1.FitFailureDirectionsRequest\x12\x11\n\tgenerator\x18\x0b \x01(\t\x12\x19\n\x11images_per_prompt\x18\x0c \x01(\x05\x12\x13\n\x06lambda\x18\r \x01(\x01H\x00\x88\x01\x01\x42\t\n\x07_lambda\"\x91\x01\n\x0bStageResult\x12$\n\x05stage\x18\x01 \x01(\x0e\x32\x15.failurelens.v1.Stage\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.failurelens.v1.JobState\x12\x11\n\tresult_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\"\xa1\x01\n\x0bPipelineRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.failurelens.v1.JobState\x12+\n\x06stages\x18\x03 \x03(\x0b\x32\x1b.failurelens.v1.StageResult\x12,\n\x07summary\x18\x04 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\"w\n\x0ePipelineUpdate\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.failurelens.v1.ProgressH\x00\x12-\n\x06result\x18\x02 \x01(\x0b\x32\x1b.failurelens.v1.PipelineRunH\x00\x42\x08\n\x06update\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t*\xcc\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_EMBED\x10\x01\x12\x17\n\x13STAGE_FAILURE_TREES\x10\x02\x12\x1c\n\x18STAGE_FAILURE_DIRECTIONS\x10\x03\x12\x12\n\x0eSTAGE_EVIDENCE\x10\x04\x12\x12\n\x0eSTAGE_CAPTIONS\x10\x05\x12\x15\n\x11STAGE_BACKGROUNDS\x10\x06\x12\x12\n\x0eSTAGE_GENERATE\x10\x07\x12\x11\n\rSTAGE_RETRAIN\x10\x08\x32\x9d\x01\n\x08Pipeline\x12K\n\x03Run\x12\".failurelens.v1.RunPipelineRequest\x1a\x1e.failurelens.v1.PipelineUpdate0\x01\x12\x44\n\x06GetRun\x12\x1d.failurelens.v1.GetRunRequest\x1a\x1b.failurelens.v1.PipelineRunb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66\x61ilurelens/v1/pipeline.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1b\x66\x61ilurelens/v1/common.proto\"\x9d\x04\n\x12RunPipelineRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x18\n\x10\x66\x65\x61ture_model_id\x18\x04 \x01(\t\x12\x1b\n\x13image_text_model_id\x18\x05 \x01(\t\x12\x16\n\x0e\x61nalysis_split\x18\x06 \x01(\t\x12\x16\n\x0evocabulary_uri\x18\x07 \x01(\t\x12\x1d\n\x10holdout_fraction\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\x04seed\x18\t \x01(\x04H\x01\x88\x01\x01\x12\x18\n\x0b\x65rror_modes\x18\n \x01(\x05H\x02\x88\x01\x01\x12\x0e\n\x06repair\x18\x0b \x01(\x08\x12\x11\n\tgenerator\x18\x0c \x01(\t\x12\x1e\n\x11images_per_prompt\x18\r \x01(\x05H\x03\x88\x01\x01\x12\x15\n\x08\x65vidence\x18\x0e \x01(\x08H\x04\x88\x01\x01\x12\r\n\x05title\x18\x0f \x01(\t\x12\x1a\n\rmodel_version\x18\x10 \x01(\x05H\x05\x88\x01\x01\x12\x17\n\x0f\x62\x61seline_run_id\x18\x11 \x01(\t\x12\x19\n\x11repair_strategies\x18\x12 \x03(\tB\x13\n\x11_holdout_fractionB\x07\n\x05_seedB\x0e\n\x0c_error_modesB\x14\n\x12_images_per_promptB\x0b\n\t_evidenceB\x10\n\x0e_model_version\"\xac\x01\n\x0bStageResult\x12$\n\x05stage\x18\x01 \x01(\x0e\x32\x15.failurelens.v1.Stage\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.failurelens.v1.JobState\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12\x0e\n\x06reused\x18\x06 \x01(\x08\x12\x0f\n\x07skipped\x18\x07 \x01(\x08\"\xca\x03\n\x0bPipelineRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.failurelens.v1.JobState\x12+\n\x06stages\x18\x03 \x03(\x0b\x32\x1b.failurelens.v1.StageResult\x12,\n\x07summary\x18\x04 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12+\n\x06report\x18\x05 \x01(\x0b\x32\x1b.failurelens.v1.ArtifactRef\x12\x33\n\x07request\x18\x06 \x01(\x0b\x32\".failurelens.v1.RunPipelineRequest\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x05\x65rror\x18\t \x01(\x0b\x32\x18.failurelens.v1.JobError\x12,\n\rcurrent_stage\x18\n \x01(\x0e\x32\x15.failurelens.v1.Stage\x12\r\n\x05notes\x18\x0b \x03(\t\"w\n\x0ePipelineUpdate\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.failurelens.v1.ProgressH\x00\x12-\n\x06result\x18\x02 \x01(\x0b\x32\x1b.failurelens.v1.PipelineRunH\x00\x42\x08\n\x06update\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"`\n\x0fListRunsRequest\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.failurelens.v1.JobState\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\"=\n\x10ListRunsResponse\x12)\n\x04runs\x18\x01 \x03(\x0b\x32\x1b.failurelens.v1.PipelineRun*\xc9\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_EMBED\x10\x01\x12\x17\n\x13STAGE_FAILURE_TREES\x10\x02\x12\x1c\n\x18STAGE_FAILURE_DIRECTIONS\x10\x03\x12\x12\n\x0eSTAGE_EVIDENCE\x10\x04\x12\x12\n\x0eSTAGE_CAPTIONS\x10\x05\x12\x15\n\x11STAGE_BACKGROUNDS\x10\x06\x12\x10\n\x0cSTAGE_REPAIR\x10\x07\x12\x10\n\x0cSTAGE_REPORT\x10\x08\x32\x82\x03\n\x08Pipeline\x12K\n\x03Run\x12\".failurelens.v1.RunPipelineRequest\x1a\x1e.failurelens.v1.PipelineUpdate0\x01\x12K\n\x08WatchRun\x12\x1d.failurelens.v1.GetRunRequest\x1a\x1e.failurelens.v1.PipelineUpdate0\x01\x12\x44\n\x06GetRun\x12\x1d.failurelens.v1.GetRunRequest\x1a\x1b.failurelens.v1.PipelineRun\x12M\n\x08ListRuns\x12\x1f.failurelens.v1.ListRunsRequest\x1a .failurelens.v1.ListRunsResponse\x12G\n\tCancelRun\x12\x1d.failurelens.v1.GetRunRequest\x1a\x1b.failurelens.v1.PipelineRunb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'failurelens.v1.pipeline_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STAGE']._serialized_start=997
-  _globals['_STAGE']._serialized_end=1201
-  _globals['_RUNPIPELINEREQUEST']._serialized_start=117
-  _globals['_RUNPIPELINEREQUEST']._serialized_end=528
-  _globals['_STAGERESULT']._serialized_start=531
-  _globals['_STAGERESULT']._serialized_end=676
-  _globals['_PIPELINERUN']._serialized_start=679
-  _globals['_PIPELINERUN']._serialized_end=840
-  _globals['_PIPELINEUPDATE']._serialized_start=842
-  _globals['_PIPELINEUPDATE']._serialized_end=961
-  _globals['_GETRUNREQUEST']._serialized_start=963
-  _globals['_GETRUNREQUEST']._serialized_end=994
-  _globals['_PIPELINE']._serialized_start=1204
-  _globals['_PIPELINE']._serialized_end=1361
+  _globals['_STAGE']._serialized_start=1607
+  _globals['_STAGE']._serialized_end=1808
+  _globals['_RUNPIPELINEREQUEST']._serialized_start=112
+  _globals['_RUNPIPELINEREQUEST']._serialized_end=653
+  _globals['_STAGERESULT']._serialized_start=656
+  _globals['_STAGERESULT']._serialized_end=828
+  _globals['_PIPELINERUN']._serialized_start=831
+  _globals['_PIPELINERUN']._serialized_end=1289
+  _globals['_PIPELINEUPDATE']._serialized_start=1291
+  _globals['_PIPELINEUPDATE']._serialized_end=1410
+  _globals['_GETRUNREQUEST']._serialized_start=1412
+  _globals['_GETRUNREQUEST']._serialized_end=1443
+  _globals['_LISTRUNSREQUEST']._serialized_start=1445
+  _globals['_LISTRUNSREQUEST']._serialized_end=1541
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1543
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1604
+  _globals['_PIPELINE']._serialized_start=1811
+  _globals['_PIPELINE']._serialized_end=2197
 # @@protoc_insertion_point(module_scope)

@@ -26,8 +26,15 @@ if _version_not_supported:
 
 
 class PipelineStub:
-    """Orchestrates the whole workflow over the other services: embed, discover (trees and
-    directions), caption, describe backgrounds, generate, retrain, evaluate.
+    """One job from model to report, over the other services: embed -> failure trees -> failure
+    directions -> captions and backgrounds -> visual evidence -> (optional) repair: generate,
+    retrain, verify -> HTML report.
+
+    Runs are durable: the run record and every finished stage's outputs live in the artifact store
+    (pipeline/runs/, pipeline/stages/), so a run survives a restart of any service, the pipeline
+    included: it resumes from the last finished stage. A stage's outputs are addressed by the hash
+    of its inputs (the dataset's and models' registration stamps, the upstream stages' outputs and
+    the parameters), so a later run with the same inputs reuses them instead of recomputing.
     """
 
     def __init__(self, channel):
@@ -41,26 +48,71 @@ class PipelineStub:
                 request_serializer=failurelens_dot_v1_dot_pipeline__pb2.RunPipelineRequest.SerializeToString,
                 response_deserializer=failurelens_dot_v1_dot_pipeline__pb2.PipelineUpdate.FromString,
                 _registered_method=True)
+        self.WatchRun = channel.unary_stream(
+                '/failurelens.v1.Pipeline/WatchRun',
+                request_serializer=failurelens_dot_v1_dot_pipeline__pb2.GetRunRequest.SerializeToString,
+                response_deserializer=failurelens_dot_v1_dot_pipeline__pb2.PipelineUpdate.FromString,
+                _registered_method=True)
         self.GetRun = channel.unary_unary(
                 '/failurelens.v1.Pipeline/GetRun',
+                request_serializer=failurelens_dot_v1_dot_pipeline__pb2.GetRunRequest.SerializeToString,
+                response_deserializer=failurelens_dot_v1_dot_pipeline__pb2.PipelineRun.FromString,
+                _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/failurelens.v1.Pipeline/ListRuns',
+                request_serializer=failurelens_dot_v1_dot_pipeline__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=failurelens_dot_v1_dot_pipeline__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
+        self.CancelRun = channel.unary_unary(
+                '/failurelens.v1.Pipeline/CancelRun',
                 request_serializer=failurelens_dot_v1_dot_pipeline__pb2.GetRunRequest.SerializeToString,
                 response_deserializer=failurelens_dot_v1_dot_pipeline__pb2.PipelineRun.FromString,
                 _registered_method=True)
 
 
 class PipelineServicer:
-    """Orchestrates the whole workflow over the other services: embed, discover (trees and
-    directions), caption, describe backgrounds, generate, retrain, evaluate.
+    """One job from model to report, over the other services: embed -> failure trees -> failure
+    directions -> captions and backgrounds -> visual evidence -> (optional) repair: generate,
+    retrain, verify -> HTML report.
+
+    Runs are durable: the run record and every finished stage's outputs live in the artifact store
+    (pipeline/runs/, pipeline/stages/), so a run survives a restart of any service, the pipeline
+    included: it resumes from the last finished stage. A stage's outputs are addressed by the hash
+    of its inputs (the dataset's and models' registration stamps, the upstream stages' outputs and
+    the parameters), so a later run with the same inputs reuses them instead of recomputing.
     """
 
     def Run(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Submit a run (idempotent by request_id: a repeated submission returns the same run) and
+        follow it: progress updates, then the finished run. Closing the stream does not stop the run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRun(self, request, context):
+        """Follow a run (reconnectable): its current state, progress, then the finished run.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRun(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelRun(self, request, context):
+        """Stop a run; the stage in progress is abandoned and nothing it wrote is kept. The run's record
+        stays (state CANCELLED).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -73,8 +125,23 @@ def add_PipelineServicer_to_server(servicer, server):
                     request_deserializer=failurelens_dot_v1_dot_pipeline__pb2.RunPipelineRequest.FromString,
                     response_serializer=failurelens_dot_v1_dot_pipeline__pb2.PipelineUpdate.SerializeToString,
             ),
+            'WatchRun': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRun,
+                    request_deserializer=failurelens_dot_v1_dot_pipeline__pb2.GetRunRequest.FromString,
+                    response_serializer=failurelens_dot_v1_dot_pipeline__pb2.PipelineUpdate.SerializeToString,
+            ),
             'GetRun': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRun,
+                    request_deserializer=failurelens_dot_v1_dot_pipeline__pb2.GetRunRequest.FromString,
+                    response_serializer=failurelens_dot_v1_dot_pipeline__pb2.PipelineRun.SerializeToString,
+            ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=failurelens_dot_v1_dot_pipeline__pb2.ListRunsRequest.FromString,
+                    response_serializer=failurelens_dot_v1_dot_pipeline__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'CancelRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRun,
                     request_deserializer=failurelens_dot_v1_dot_pipeline__pb2.GetRunRequest.FromString,
                     response_serializer=failurelens_dot_v1_dot_pipeline__pb2.PipelineRun.SerializeToString,
             ),
@@ -87,8 +154,15 @@ def add_PipelineServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Pipeline:
-    """Orchestrates the whole workflow over the other services: embed, discover (trees and
-    directions), caption, describe backgrounds, generate, retrain, evaluate.
+    """One job from model to report, over the other services: embed -> failure trees -> failure
+    directions -> captions and backgrounds -> visual evidence -> (optional) repair: generate,
+    retrain, verify -> HTML report.
+
+    Runs are durable: the run record and every finished stage's outputs live in the artifact store
+    (pipeline/runs/, pipeline/stages/), so a run survives a restart of any service, the pipeline
+    included: it resumes from the last finished stage. A stage's outputs are addressed by the hash
+    of its inputs (the dataset's and models' registration stamps, the upstream stages' outputs and
+    the parameters), so a later run with the same inputs reuses them instead of recomputing.
     """
 
     @staticmethod
@@ -119,6 +193,33 @@ class Pipeline:
             _registered_method=True)
 
     @staticmethod
+    def WatchRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/failurelens.v1.Pipeline/WatchRun',
+            failurelens_dot_v1_dot_pipeline__pb2.GetRunRequest.SerializeToString,
+            failurelens_dot_v1_dot_pipeline__pb2.PipelineUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetRun(request,
             target,
             options=(),
@@ -133,6 +234,60 @@ class Pipeline:
             request,
             target,
             '/failurelens.v1.Pipeline/GetRun',
+            failurelens_dot_v1_dot_pipeline__pb2.GetRunRequest.SerializeToString,
+            failurelens_dot_v1_dot_pipeline__pb2.PipelineRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/failurelens.v1.Pipeline/ListRuns',
+            failurelens_dot_v1_dot_pipeline__pb2.ListRunsRequest.SerializeToString,
+            failurelens_dot_v1_dot_pipeline__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/failurelens.v1.Pipeline/CancelRun',
             failurelens_dot_v1_dot_pipeline__pb2.GetRunRequest.SerializeToString,
             failurelens_dot_v1_dot_pipeline__pb2.PipelineRun.FromString,
             options,

@@ -6,7 +6,7 @@ through the stack.
 
 Starts the local stack (Triton + services, S3 store), registers the world and the committed
 models, then per repairable inspected model (``role: repairable`` in world_models.json) runs
-:func:`failurelens.clients.repair.repair`: val failures split 50/50 per class into debug_seed /
+:func:`failurelens.workflow.repair.repair`: val failures split 50/50 per class into debug_seed /
 debug_heldout -> the debug_seed failures described (CLIP-assigned backgrounds; validated captions
 of failure directions fitted without the held-out failures) -> images generated for each prompt
 strategy (equal budgets) -> embedded through Triton -> a new head per strategy (the Retraining
@@ -47,12 +47,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from failurelens.clients import FailureLensClient  # noqa: E402
-from failurelens.clients import repair as rp  # noqa: E402
 from failurelens.clients.main_job import register_world, register_world_models  # noqa: E402
 from failurelens.models.world_models import MANIFEST_NAME  # noqa: E402
 from failurelens.repair.head import HeadRetrainer  # noqa: E402
 from failurelens.stack import Stack  # noqa: E402
 from failurelens.store import open_store  # noqa: E402
+from failurelens.workflow import repair as rp  # noqa: E402
 from failurelens.world.config import default_config  # noqa: E402
 from failurelens.world.generate import generate_world  # noqa: E402
 from failurelens.world.vocabulary import world_vocabulary  # noqa: E402

@@ -32,13 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from failurelens.clients import FailureLensClient  # noqa: E402
-from failurelens.clients.failure_modes import find_failure_modes  # noqa: E402
 from failurelens.clients.main_job import register_world, register_world_models  # noqa: E402
 from failurelens.discovery.metrics import match_slices  # noqa: E402
 from failurelens.discovery.trees import ClassTree, FailureTrees  # noqa: E402
 from failurelens.stack import Stack  # noqa: E402
 from failurelens.store import open_store  # noqa: E402
 from failurelens.v1 import captioning_pb2  # noqa: E402
+from failurelens.workflow.failure_modes import find_failure_modes  # noqa: E402
 from failurelens.world.config import default_config  # noqa: E402
 from failurelens.world.generate import generate_world, load_world  # noqa: E402
 from failurelens.world.vocabulary import world_vocabulary  # noqa: E402

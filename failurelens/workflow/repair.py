@@ -22,10 +22,10 @@ import grpc
 import numpy as np
 
 from failurelens import catalog
-from failurelens.clients.client import FailureLensClient, FailureLensError
-from failurelens.clients.failure_modes import Bar
 from failurelens.store.base import ArtifactStore
 from failurelens.v1 import captioning_pb2, embedding_pb2, generation_pb2, registry_pb2
+from failurelens.workflow.calls import FailureLensError, ServiceCalls
+from failurelens.workflow.failure_modes import Bar
 
 STRATEGY_ENUMS = {
     "failure_backgrounds": generation_pb2.PROMPT_STRATEGY_FAILURE_BACKGROUNDS,
@@ -90,9 +90,7 @@ def _close(bar: Any) -> None:
         bar.close()
 
 
-def _fresh(
-    client: FailureLensClient, got: embedding_pb2.EmbeddingSet, dataset_id: str, model_id: str, splits: Sequence[str], version: int | None
-) -> bool:
+def _fresh(client: ServiceCalls, got: embedding_pb2.EmbeddingSet, dataset_id: str, model_id: str, splits: Sequence[str], version: int | None) -> bool:
     """A stored embedding set answers the request: same dataset, model (version) and splits, and
     embedded after the dataset, the model and the version were (re)registered."""
     if got.dataset_id != dataset_id or got.model_id != model_id or sorted(got.splits) != sorted(splits):
@@ -107,7 +105,7 @@ def _fresh(
 
 
 def ensure_embedding(
-    client: FailureLensClient,
+    client: ServiceCalls,
     dataset_id: str,
     model_id: str,
     splits: Sequence[str],
@@ -141,7 +139,7 @@ def ensure_embedding(
 
 
 def describe_debug_seed(
-    client: FailureLensClient,
+    client: ServiceCalls,
     store: ArtifactStore,
     *,
     dataset_id: str,
@@ -209,7 +207,7 @@ def describe_debug_seed(
 
 
 def generate(
-    client: FailureLensClient,
+    client: ServiceCalls,
     *,
     dataset_id: str,
     name: str,
@@ -257,7 +255,7 @@ def eval_sets(described: Described, test: embedding_pb2.EmbeddingSet, val: embed
 
 
 def retrain(
-    client: FailureLensClient,
+    client: ServiceCalls,
     *,
     model_id: str,
     train_embedding_id: str,
@@ -291,7 +289,7 @@ def _accuracies(res: Any) -> tuple[dict[str, float], dict[str, float]]:
 
 
 def repair(
-    client: FailureLensClient,
+    client: ServiceCalls,
     store: ArtifactStore,
     *,
     dataset_id: str,
@@ -400,7 +398,7 @@ def repair(
 
 
 def verify(
-    client: FailureLensClient,
+    client: ServiceCalls,
     store: ArtifactStore,
     *,
     dataset_id: str,
