@@ -16,6 +16,7 @@ import io
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -88,13 +89,19 @@ def upload_dataset(
     rows = list(df["uri"].astype(str))
     files = {i: _local_file(base, i, u) for i, u in enumerate(rows) if "://" not in u}
     uris = list(rows)
-    for done, (i, src) in enumerate(files.items(), start=1):
+
+    def put(batch: ArtifactStore, item: tuple[int, Path]) -> None:
+        i, src = item
         key = prefix + "images/" + rows[i]
         with open(src, "rb") as f:
-            store.put_stream(key, f, os.path.getsize(src), "image/" + ("png" if src.suffix.lower() == ".png" else "jpeg"))
+            batch.put_stream(key, f, os.path.getsize(src), "image/" + ("png" if src.suffix.lower() == ".png" else "jpeg"))
         uris[i] = store.uri(key)
-        if on_file is not None:
-            on_file(done, len(files))
+
+    # as many at a time as the store takes (S3: several; a folder: one), synced as one batch
+    with store.bulk() as batch, ThreadPoolExecutor(max_workers=store.write_concurrency) as pool:
+        for done, _ in enumerate(pool.map(lambda item: put(batch, item), files.items()), start=1):
+            if on_file is not None:
+                on_file(done, len(files))
     df = df.copy()
     df["uri"] = uris
     buf = io.BytesIO()

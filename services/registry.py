@@ -149,7 +149,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                 rel = f"external/{hashlib.sha256(k.encode()).hexdigest()[:16]}/{posixpath.basename(k)}"
             out[i] = self.store.uri(version.copy("images/" + rel, k))
 
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=self.store.write_concurrency) as pool:
             for done, _ in enumerate(pool.map(copy, todo), start=1):
                 if done % 256 == 0 or done == len(todo):
                     job.progress("copy_images", done, len(todo), "into the dataset's own version")

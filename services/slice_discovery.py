@@ -373,7 +373,12 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
         if not request.report_id:
             raise errors.InvalidArgument.about("report_id", "name the failure-trees report whose features (and feature embedding) to show")
         report, full, trees = load_trees_report(self.catalog, request.report_id)
-        features = sorted({c.feature for t in trees for leaf in t.leaves if leaf.valid for c in leaf.conditions} | set(request.features))
+        if request.rules_per_class < 0:
+            raise errors.InvalidArgument.about("rules_per_class", "0 (every valid rule) or the number of rules per class and grouping")
+        chosen = [
+            sorted((leaf for leaf in t.leaves if leaf.valid), key=lambda leaf: -leaf.importance)[: request.rules_per_class or None] for t in trees
+        ]
+        features = sorted({c.feature for leaves in chosen for leaf in leaves for c in leaf.conditions} | set(request.features))
         feats = self.catalog.embedding(report.feature_embedding_id, "report_id")
         dim = int(feats.features.shape[1]) if len(feats.features.shape) > 1 else 0
         bad = [f for f in features if f < 0 or f >= dim]

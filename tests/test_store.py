@@ -664,3 +664,21 @@ def test_one_of_eight_concurrent_creators_wins(store: ArtifactStore) -> None:
     assert store.get_bytes("race/record.json") in {str(i).encode() for i in wins}
     if isinstance(store, LocalStore):
         assert len(wins) == 1
+
+
+def test_bulk_writes_are_readable_at_once_and_a_folder_syncs_once(store: ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    fsyncs, syncs = [], []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "sync", lambda: syncs.append(1))
+    with store.bulk() as batch:
+        for i in range(20):
+            batch.put_bytes(f"bulk/{i}.bin", bytes([i]) * 10)
+        assert store.get_bytes("bulk/7.bin") == bytes([7]) * 10
+    assert sorted(o.key for o in store.list("bulk/")) == sorted(f"bulk/{i}.bin" for i in range(20))
+    if isinstance(store, LocalStore):
+        assert fsyncs == [] and syncs == [1]  # one sync for the batch, none per object
+        store.put_bytes("bulk/after.bin", b"x")
+        assert len(fsyncs) == 2  # the store itself still syncs every write (file + folder)

@@ -10,8 +10,12 @@ and each image's correctness under both models, and finds
 * the **per-class accuracy deltas** with paired confidence intervals (both models saw the same
   images: the interval of the mean per-image difference, normal approximation).
 
-Overlap of two member sets A and B is ``|A ∩ B| / min(|A|, |B|)``: a mode described by 25 aligned
-images and a rule with 60 members are the same failure when most of the smaller set is in the other.
+A failure is represented by the images its model gets wrong in it (``error_rows``; the member
+images where a mode gives no errors). Within a run, two detectors' modes are one failure when most
+of the smaller error set is in the other (``|A ∩ B| / min(|A|, |B|)``). Across runs: a failure of
+A is *fixed* when no failure of B still holds most of its errors (``|A ∩ B| / |A|``), and a
+failure of B is *introduced* when no failure of A already held most of its errors
+(``|A ∩ B| / |B|``).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ class RunComparison:
         ordered = sorted(modes, key=lambda m: -float(m.get("error_rate", 0.0)) * float(m.get("error_coverage", 1.0)))
         out: list[FailureMode] = []
         for m in ordered:
-            members = frozenset(int(r) for r in m.get("member_rows", []))
+            members = frozenset(int(r) for r in (m["error_rows"] if m.get("error_rows") else m.get("member_rows", [])))
             if not members:
                 continue
             home = next((f for f in out if f.class_name == m["class"] and _overlap(f.members, members) >= self.min_overlap), None)
@@ -103,25 +107,22 @@ class RunComparison:
         if not (len(labels) == len(ca) == len(cb)):
             raise ValueError("labels, correct_a and correct_b must describe the same images")
         self.modes_a_, self.modes_b_ = self._merge(modes_a), self._merge(modes_b)
+        # a failure is the same in both runs when their member images overlap (several detectors'
+        # failures of one run may match one failure of the other: matching is not one-to-one)
         self.unchanged_: list[tuple[FailureMode, FailureMode, float]] = []
-        matched_b: set[int] = set()
         self.fixed_: list[FailureMode] = []
         for fa in self.modes_a_:
-            best = max(
-                (
-                    (j, _overlap(fa.members, fb.members))
-                    for j, fb in enumerate(self.modes_b_)
-                    if fb.class_name == fa.class_name and j not in matched_b
-                ),
-                key=lambda t: t[1],
-                default=(None, 0.0),
-            )
-            if best[0] is not None and best[1] >= self.min_overlap:
-                matched_b.add(best[0])
-                self.unchanged_.append((fa, self.modes_b_[best[0]], best[1]))
+            kept = [(fb, len(fa.members & fb.members) / len(fa.members)) for fb in self.modes_b_ if fb.class_name == fa.class_name]
+            best = max(kept, key=lambda t: t[1], default=None)
+            if best is not None and best[1] >= self.min_overlap:
+                self.unchanged_.append((fa, best[0], best[1]))
             else:
                 self.fixed_.append(fa)
-        self.introduced_ = [fb for j, fb in enumerate(self.modes_b_) if j not in matched_b]
+        self.introduced_ = [
+            fb
+            for fb in self.modes_b_
+            if not any(fa.class_name == fb.class_name and len(fa.members & fb.members) / len(fb.members) >= self.min_overlap for fa in self.modes_a_)
+        ]
         z = float(stats.norm.ppf(0.5 + self.confidence / 2))
         self.class_deltas_: list[ClassDelta] = []
         for c, name in enumerate(class_names):

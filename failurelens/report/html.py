@@ -33,13 +33,16 @@ def _data_uri(png: bytes) -> str:
 
 
 def _thumbnail(data: bytes, size: int) -> bytes:
+    """A PNG at most ``size`` pixels on its longer side (a PNG that already fits is kept as is)."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
+        if im.format == "PNG" and max(im.size) <= size:
+            return data
         im = im.convert("RGB")
         im.thumbnail((size, size))
         out = io.BytesIO()
-        im.save(out, format="PNG", optimize=True)
+        im.save(out, format="PNG", compress_level=3)
         return out.getvalue()
 
 

@@ -16,6 +16,7 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import io
 import json
@@ -166,6 +167,10 @@ def encode_parquet(table: Any) -> bytes:
 class ArtifactStore(abc.ABC):
     """Object storage used by every service. Implementations are thread-safe."""
 
+    #: writes worth issuing at a time: object stores wait on the network (several); a folder is
+    #: bound by the CPU (one)
+    write_concurrency: int = 8
+
     #: URI scheme of this store's URIs (``s3`` or ``file``).
     scheme: str
 
@@ -179,6 +184,14 @@ class ArtifactStore(abc.ABC):
         """Inverse of :meth:`uri`; raises :class:`InvalidKeyError` for a URI of another store."""
 
     # --- bytes ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[ArtifactStore]:
+        """A view of the store for many writes as one batch, durable together when the block ends
+        (a folder store syncs once instead of twice per object). Objects written through the view
+        are readable at once; until the block ends a crash may lose them, so write what depends on
+        them (records) after it, through the store itself."""
+        yield self
+
     @abc.abstractmethod
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
         """Write ``data`` atomically under ``key`` (replacing any object there)."""

@@ -244,7 +244,7 @@ class FailureDirectionsUpdate(_message.Message):
     def __init__(self, progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[FailureDirectionsReport, _Mapping]] = ...) -> None: ...
 
 class RenderFeatureEvidenceRequest(_message.Message):
-    __slots__ = ("report_id", "features", "feature_model_id", "top_k", "heatmaps", "feature_attack", "attack_steps", "attack_step_size", "attack_epsilon")
+    __slots__ = ("report_id", "features", "feature_model_id", "top_k", "heatmaps", "feature_attack", "attack_steps", "attack_step_size", "attack_epsilon", "rules_per_class")
     REPORT_ID_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     FEATURE_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +254,7 @@ class RenderFeatureEvidenceRequest(_message.Message):
     ATTACK_STEPS_FIELD_NUMBER: _ClassVar[int]
     ATTACK_STEP_SIZE_FIELD_NUMBER: _ClassVar[int]
     ATTACK_EPSILON_FIELD_NUMBER: _ClassVar[int]
+    RULES_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     report_id: str
     features: _containers.RepeatedScalarFieldContainer[int]
     feature_model_id: str
@@ -263,7 +264,8 @@ class RenderFeatureEvidenceRequest(_message.Message):
     attack_steps: int
     attack_step_size: float
     attack_epsilon: float
-    def __init__(self, report_id: _Optional[str] = ..., features: _Optional[_Iterable[int]] = ..., feature_model_id: _Optional[str] = ..., top_k: _Optional[int] = ..., heatmaps: _Optional[bool] = ..., feature_attack: _Optional[bool] = ..., attack_steps: _Optional[int] = ..., attack_step_size: _Optional[float] = ..., attack_epsilon: _Optional[float] = ...) -> None: ...
+    rules_per_class: int
+    def __init__(self, report_id: _Optional[str] = ..., features: _Optional[_Iterable[int]] = ..., feature_model_id: _Optional[str] = ..., top_k: _Optional[int] = ..., heatmaps: _Optional[bool] = ..., feature_attack: _Optional[bool] = ..., attack_steps: _Optional[int] = ..., attack_step_size: _Optional[float] = ..., attack_epsilon: _Optional[float] = ..., rules_per_class: _Optional[int] = ...) -> None: ...
 
 class FeatureEvidence(_message.Message):
     __slots__ = ("feature", "top_rows", "activations", "top_images", "heatmaps", "attacks", "montage")

@@ -47,6 +47,7 @@ def compare_summaries(
             "error_rate": f.error_rate,
             "size": len(f.members),
             "detectors": len(f.detectors),
+            "members": sorted(f.members),
         }
 
     return {

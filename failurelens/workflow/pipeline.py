@@ -60,6 +60,9 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "repair": (),
     "report": ("embed", "failure_trees", "failure_directions", "captions", "backgrounds", "evidence", "repair"),
 }
+#: visual evidence for the features of the most important rules of each class and grouping (the
+#: report shows those rules' features)
+EVIDENCE_RULES_PER_CLASS = 1
 #: bump when a stage's outputs change meaning (old stored outputs are then not reused)
 STAGE_FORMAT = 1
 RUNS_PREFIX = "pipeline/runs/"
@@ -350,7 +353,12 @@ def evidence(ctx: StageContext) -> dict[str, Any]:
     if not trees["num_rules"]:
         raise Skip("the failure trees found no rule, so no feature to show")
     rep = ctx.calls.render_feature_evidence(
-        on_progress=ctx.on_progress("visual evidence"), report_id=trees["report_id"], top_k=6, heatmaps=True, feature_attack=True
+        on_progress=ctx.on_progress("visual evidence"),
+        report_id=trees["report_id"],
+        top_k=6,
+        heatmaps=True,
+        feature_attack=True,
+        rules_per_class=EVIDENCE_RULES_PER_CLASS,
     )
     return {"index_uri": rep.index.uri, "num_features": len(rep.features), "montages": {str(f.feature): f.montage.uri for f in rep.features}}
 

@@ -122,7 +122,7 @@ def build_document(ctx: Any) -> dict[str, Any]:
                         "validated": True, "q_value": r.holdout.q_value, "error_rate": r.holdout.error_rate,
                         "error_coverage": r.holdout.error_coverage, "importance": r.holdout.error_rate * r.holdout.error_coverage,
                         "size": int(r.n + r.holdout.n), "examples": [uris[rows[i]] for i in wrong[:EXAMPLES]],
-                        "member_rows": [int(rows[i]) for i in members],
+                        "member_rows": [int(rows[i]) for i in members], "error_rows": [int(rows[i]) for i in wrong],
                         "attribute": _best_attribute(manifest, plan.attributes, rows[members], rows[class_rows_pos]) if plan.attributes else "",
                     }
                 )  # fmt: skip
@@ -146,6 +146,7 @@ def build_document(ctx: Any) -> dict[str, Any]:
                         "validated": True, "q_value": d.holdout.q_value, "error_rate": d.holdout.error_rate,
                         "error_coverage": d.holdout.error_coverage, "importance": d.holdout.error_rate * d.holdout.error_coverage,
                         "size": int(d.holdout.n), "examples": [uris[r] for r in wrong[:EXAMPLES]], "member_rows": [int(r) for r in members],
+                        "error_rows": [int(r) for r in wrong],
                         "attribute": _best_attribute(manifest, plan.attributes, members, rows[class_rows_pos]) if plan.attributes else "",
                     }
                 )  # fmt: skip
@@ -238,10 +239,11 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
         "classes": {c["name"]: {"accuracy": c["accuracy"], "error_rate": c["error_rate"], "n": c["n"]} for c in doc["overview"]["classes"]},
         "failure_modes": per_class,
         "modes": [
-            {k: m[k] for k in ("class", "kind", "text", "caption", "error_rate", "error_coverage", "q_value", "member_rows")}
+            {k: m[k] for k in ("class", "kind", "text", "caption", "error_rate", "error_coverage", "q_value", "member_rows", "error_rows")}
             for m in doc["all_modes"]
         ],
         "notes": doc["notes"],
+        **doc["identity"],
     }
     if doc["repair"]:
         r = doc["repair"]
@@ -300,7 +302,7 @@ def format_summary(run: Any, summary: dict[str, Any]) -> list[str]:
         out.append(f"{'class':12s} {'found by':30s} {'ER':>5s} {'EC':>5s} {'q':>6s}  caption / description")
         for cls, items in modes.items():
             for m in items:
-                text = m["caption"] or m["text"]
+                text = (m["caption"] or m["text"]) + (f"  [{m['attribute']}]" if m.get("attribute") else "")
                 out.append(f"{cls:12s} {m['kind'][:30]:30s} {m['error_rate']:5.2f} {m['error_coverage']:5.2f} {m['q_value']:6.3f}  {text}")
     else:
         out.append("no validated failure mode")
@@ -313,4 +315,7 @@ def format_summary(run: Any, summary: dict[str, Any]) -> list[str]:
             out.append(f"  {name:22s} " + " / ".join(f"{100 * acc.get(s, 0):5.1f}" for s in sets))
         if rep.get("published_version"):
             out.append(f"  published as version {rep['published_version']}")
+        if rep.get("slices"):
+            out.append("named slices on test (accuracy before -> after the published version):")
+            out += [f"  {x['slice']:22s} n={x['n']:4d}  {x['before']:.2f} -> {x['after']:.2f}" for x in rep["slices"]]
     return out

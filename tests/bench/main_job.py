@@ -37,7 +37,7 @@ def main() -> int:
     report = ""
     assert proc.stdout is not None
     for line in proc.stdout:
-        sys.stdout.write(line)
+        sys.stdout.write(f"[{time.monotonic() - t0:6.1f}s] {line}")
         m = re.match(r"report: (.+\.html)$", line.strip())
         if m:
             report = m.group(1)
