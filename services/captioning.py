@@ -142,6 +142,12 @@ class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
     async def CaptionDirections(self, request: cp.CaptionDirectionsRequest, context: grpc.aio.ServicerContext) -> cp.CaptionDirectionsResponse:
         captioner = direction_captioner(request)
         report = self.catalog.get(DIRECTIONS, request.report_id, "report_id")
+        inp.array_ref(
+            self.catalog.embedding(report.clip_embedding_id, "report_id"),
+            "image_embeddings",
+            "report_id",
+            "an IMAGE_TEXT model (this report's directions were fitted on features, which have no text to caption them with)",
+        )
         model = self._text_model(request.text_model_id)
         attributes, templates = self._vocabulary(request.vocabulary)
         unknown = sorted(set(request.classes) - {d.class_index for d in report.directions})

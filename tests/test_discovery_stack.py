@@ -310,7 +310,12 @@ def test_bad_requests_get_clear_statuses_and_leave_nothing_behind(w):
     assert code(c.fit_failure_trees, feature_embedding_id=robust, prediction_embedding_id=conv, max_depth=7) == grpc.StatusCode.INVALID_ARGUMENT
     assert code(c.fit_failure_trees, feature_embedding_id=robust, prediction_embedding_id=conv, classes=[12]) == grpc.StatusCode.INVALID_ARGUMENT
     assert code(c.fit_failure_trees, feature_embedding_id=robust, prediction_embedding_id=conv, report_id="t1") == grpc.StatusCode.ALREADY_EXISTS
-    assert code(c.fit_failure_directions, clip_embedding_id=robust, prediction_embedding_id=conv) == grpc.StatusCode.FAILED_PRECONDITION
+    # without an image-text model, directions are fitted on features, and cannot be captioned
+    on_features = c.fit_failure_directions(clip_embedding_id=robust, prediction_embedding_id=conv, error_modes=0, report_id="d-features")
+    assert on_features.directions and on_features.clip_embedding_id == robust
+    vocab = captioning_pb2.CaptionVocabulary(vocabulary_uri=w.vocab_uri)
+    refused = code(c.caption_directions, report_id="d-features", text_model_id="world-clip", vocabulary=vocab)
+    assert refused == grpc.StatusCode.FAILED_PRECONDITION
     assert code(c.fit_failure_directions, clip_embedding_id=clip, prediction_embedding_id=conv, c_grid=[-1.0]) == grpc.StatusCode.INVALID_ARGUMENT
     assert code(c.caption_directions, report_id="d1", text_model_id="world-clip") == grpc.StatusCode.INVALID_ARGUMENT  # no vocabulary
     assert (

@@ -82,10 +82,21 @@ def _cli(w, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_repair_fixes_planted_failure_modes_and_the_gate_catches_a_new_one(w):
-    before = _analyze(w, request_id="before-repair", repair=True, repair_strategies=["failure_backgrounds", "random_backgrounds"])
+    before = _analyze(
+        w,
+        request_id="before-repair",
+        repair=True,
+        repair_strategies=["failure_backgrounds", "random_backgrounds"],
+        sweep_lambdas=[0.0, 1.0],
+        sweep_ks=[1, 3],
+    )
     summary = json.loads(w.st.get_bytes(w.st.key_from_uri(before.summary.uri)))
     assert summary["repair"]["published_version"] == 2
     assert set(summary["repair"]["strategies"]) == {"failure_backgrounds", "random_backgrounds"}
+    sweeps = summary["repair"]["sweeps"]
+    assert [r["value"] for r in sweeps["lambda"]] == [0.0, 1.0] and [r["value"] for r in sweeps["k"]] == [1, 3]
+    html_before = w.st.get_bytes(w.st.key_from_uri(before.report.uri)).decode()
+    assert 'alt="lambda sweep"' in html_before and 'alt="k sweep"' in html_before
     # the planted slices the repair fixed: mostly right after it, up by 30 points or more
     repaired = {s["slice"] for s in summary["repair"]["slices"] if s["after"] >= 0.75 and s["after"] - s["before"] >= 0.3}
     assert repaired, summary["repair"]["slices"]

@@ -32,6 +32,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.triton]
 ROOT = Path(__file__).resolve().parents[1]
 REPO = ROOT / "triton_models"
 MODEL = "world-convnet-a"
+#: other classifiers of the world whose failures the report compares (IoU heatmap)
+PEERS = ["world-convnet-b", "world-resnet-a"]
 #: screenshots of the report, kept as test artifacts
 ARTIFACTS = Path(os.environ.get("FAILURELENS_TEST_ARTIFACTS", ROOT / ".state" / "test-artifacts"))
 SUCCEEDED, FAILED, CANCELLED = common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED
@@ -69,6 +71,7 @@ def _request(w, request_id: str, **fields) -> pipeline_pb2.RunPipelineRequest:
         "feature_model_id": "world-robust",
         "image_text_model_id": "world-clip",
         "vocabulary_uri": w.vocab,
+        "peer_model_ids": PEERS,
     }
     base.update(fields)
     return pipeline_pb2.RunPipelineRequest(request_id=request_id, **{k: v for k, v in base.items() if v is not None})
@@ -158,6 +161,7 @@ def _browse(page: Path, summary: dict) -> None:
         first = summary["modes"][0]
         assert first["class"] in rows[0].text and f"{first['error_rate']:.2f}" in rows[0].text
         widths = d.execute_script("return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+        assert {"error rate per class", "confusion matrix", "failure IoU heatmap"} <= {alt for alt, _, _ in widths}
         assert len(widths) > 10 and all(ok and n > 0 for _, ok, n in widths), [x for x in widths if not (x[1] and x[2] > 0)]
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
@@ -237,6 +241,7 @@ def test_a_run_resumes_after_the_pipeline_service_is_killed_mid_stage(w):
     _wait(lambda: w.stack.procs["pipeline"].proc.pid != pid and _serving(address), 120, "the pipeline was not restarted")
     done = _wait(lambda: (r := _get(w, run_id)).state in (SUCCEEDED, FAILED, CANCELLED) and r, 600, "the resumed run to finish")
     assert done.state == SUCCEEDED, done.error
+    assert w.client.watch_run(run_id, timeout=60).state == SUCCEEDED  # a finished run answers a watch at once
     for s, rec in finished.items():
         assert _stage(done, s).reused, s
         assert json.loads(w.st.get_bytes(wf.stage_record_key(s, _stage(done, s).key))) == rec  # not recomputed
@@ -306,3 +311,27 @@ def test_a_client_error_names_its_status(w):
     with pytest.raises(FailureLensError) as e:
         w.client.call(w.client.pipeline.GetRun, pipeline_pb2.GetRunRequest(run_id="run-doesnotexist"))
     assert e.value.code == grpc.StatusCode.NOT_FOUND and "ListRuns" in e.value.details_text
+
+
+def test_the_cli_analyzes_lists_and_exits_with_codes_pipelines_can_act_on(w):
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "failurelens.cli", "--state-dir", str(w.stack.state_dir), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+    common = ["--dataset", "world", "--model", MODEL, "--features", "world-robust", "--clip", "world-clip", "--vocabulary", w.vocab]
+    ok = cli("analyze", *common, "--request-id", "cli-1", "--out", str(w.tmp / "reports"), "--json", "--title", "from the CLI")
+    assert ok.returncode == 0, ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["state"] == "succeeded" and Path(doc["report_html"]).is_file() and doc["summary"]["num_rows"] == 1800
+    assert Path(doc["report_html"]).parent == w.tmp / "reports" / doc["run_id"]
+    text = cli("analyze", *common, "--request-id", "cli-1", "--out", str(w.tmp / "reports"), "--title", "from the CLI")
+    assert text.returncode == 0 and "report: " in text.stdout and "accuracy" in text.stdout  # the same run, printed
+    bad = cli("analyze", *common[:-1], w.st.uri("uploads/vocabulary/none.json"), "--request-id", "cli-2", "--json")
+    assert bad.returncode == 3 and json.loads(bad.stdout)["error"]["message"].startswith("stage captions:")
+    refused = cli("analyze", "--dataset", "no-such-dataset", "--model", MODEL)
+    assert refused.returncode == 1 and "NOT_FOUND" in refused.stderr
+    listed = json.loads(cli("runs", "list", "--json").stdout)
+    assert {doc["run_id"]} <= {r["run_id"] for r in listed}

@@ -85,6 +85,20 @@ def _plots(doc: Mapping[str, Any]) -> dict[str, str]:
         ax.set_title("confusion matrix (row-normalised)")
         fig.colorbar(im, ax=ax, fraction=0.046)
         out["confusion"] = _figure_png(fig)
+    peers = doc.get("peers")
+    if peers:
+        m = len(peers["models"])
+        iou = np.asarray(peers["iou"], dtype=float).reshape(m, m)
+        fig, ax = plt.subplots(figsize=(2.5 + 0.6 * m, 2 + 0.55 * m))
+        im = ax.imshow(iou, cmap="magma", vmin=0, vmax=1)
+        ax.set_xticks(range(m), peers["models"], rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(m), peers["models"], fontsize=8)
+        for i in range(m):
+            for j in range(m):
+                ax.text(j, i, f"{iou[i, j]:.2f}", ha="center", va="center", fontsize=8, color="white" if iou[i, j] < 0.6 else "black")
+        ax.set_title("IoU of the models' failure sets")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        out["peers"] = _figure_png(fig)
     rep = doc.get("repair")
     if rep and rep.get("table"):
         sets = [s for s in ("test", "debug_seed", "debug_heldout") if s in rep["table"][0]["accuracy"]]
@@ -109,6 +123,18 @@ def _plots(doc: Mapping[str, Any]) -> dict[str, str]:
             ax.set_title("named slices on test: before -> after the repair")
             ax.legend(fontsize=8)
             out["slices"] = _figure_png(fig)
+        for name, label in (("lambda", "lambda (weight of the generated images' loss)"), ("k", "k (failure backgrounds per class)")):
+            rows = (rep.get("sweeps") or {}).get(name) or []
+            if rows:
+                fig, ax = plt.subplots(figsize=(4.6, 3.2))
+                xs = [r["value"] for r in rows]
+                for s_name in ("test", "debug_heldout"):
+                    ax.plot(xs, [100 * r["accuracy"].get(s_name, 0) for r in rows], marker="o", label=s_name)
+                ax.set_xlabel(label)
+                ax.set_ylabel("accuracy %")
+                ax.set_title(f"{name} sweep of the published strategy")
+                ax.legend(fontsize=8)
+                out[f"sweep_{name}"] = _figure_png(fig)
     return out
 
 

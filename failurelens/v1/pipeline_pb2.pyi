@@ -33,7 +33,7 @@ STAGE_REPAIR: Stage
 STAGE_REPORT: Stage
 
 class RunPipelineRequest(_message.Message):
-    __slots__ = ("request_id", "dataset_id", "model_id", "feature_model_id", "image_text_model_id", "analysis_split", "vocabulary_uri", "holdout_fraction", "seed", "error_modes", "repair", "generator", "images_per_prompt", "evidence", "title", "model_version", "baseline_run_id", "repair_strategies")
+    __slots__ = ("request_id", "dataset_id", "model_id", "feature_model_id", "image_text_model_id", "analysis_split", "vocabulary_uri", "holdout_fraction", "seed", "error_modes", "repair", "generator", "images_per_prompt", "evidence", "title", "model_version", "baseline_run_id", "repair_strategies", "peer_model_ids", "sweep_lambdas", "sweep_ks")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,9 @@ class RunPipelineRequest(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     BASELINE_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     REPAIR_STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    PEER_MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_LAMBDAS_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_KS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     dataset_id: str
     model_id: str
@@ -70,7 +73,10 @@ class RunPipelineRequest(_message.Message):
     model_version: int
     baseline_run_id: str
     repair_strategies: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., feature_model_id: _Optional[str] = ..., image_text_model_id: _Optional[str] = ..., analysis_split: _Optional[str] = ..., vocabulary_uri: _Optional[str] = ..., holdout_fraction: _Optional[float] = ..., seed: _Optional[int] = ..., error_modes: _Optional[int] = ..., repair: _Optional[bool] = ..., generator: _Optional[str] = ..., images_per_prompt: _Optional[int] = ..., evidence: _Optional[bool] = ..., title: _Optional[str] = ..., model_version: _Optional[int] = ..., baseline_run_id: _Optional[str] = ..., repair_strategies: _Optional[_Iterable[str]] = ...) -> None: ...
+    peer_model_ids: _containers.RepeatedScalarFieldContainer[str]
+    sweep_lambdas: _containers.RepeatedScalarFieldContainer[float]
+    sweep_ks: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, request_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., feature_model_id: _Optional[str] = ..., image_text_model_id: _Optional[str] = ..., analysis_split: _Optional[str] = ..., vocabulary_uri: _Optional[str] = ..., holdout_fraction: _Optional[float] = ..., seed: _Optional[int] = ..., error_modes: _Optional[int] = ..., repair: _Optional[bool] = ..., generator: _Optional[str] = ..., images_per_prompt: _Optional[int] = ..., evidence: _Optional[bool] = ..., title: _Optional[str] = ..., model_version: _Optional[int] = ..., baseline_run_id: _Optional[str] = ..., repair_strategies: _Optional[_Iterable[str]] = ..., peer_model_ids: _Optional[_Iterable[str]] = ..., sweep_lambdas: _Optional[_Iterable[float]] = ..., sweep_ks: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StageResult(_message.Message):
     __slots__ = ("stage", "state", "key", "message", "seconds", "reused", "skipped")

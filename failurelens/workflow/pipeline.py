@@ -99,6 +99,9 @@ class Plan:
     model_version: int = 1
     baseline: dict[str, str] = dataclasses.field(default_factory=dict)  # run_id, summary_uri of the run compared with
     repair_strategies: list[str] = dataclasses.field(default_factory=list)
+    peer_model_ids: list[str] = dataclasses.field(default_factory=list)
+    sweep_lambdas: list[float] = dataclasses.field(default_factory=list)
+    sweep_ks: list[int] = dataclasses.field(default_factory=list)
 
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,7 +137,9 @@ def resolve(calls: ServiceCalls, store: ArtifactStore, request: pipeline_pb2.Run
     ds = calls.call(calls.registry.GetDataset, registry_pb2.GetDatasetRequest(dataset_id=request.dataset_id))
     stamps: dict[str, Any] = {"dataset": [ds.manifest.uri, _stamp(ds.created_at)]}
     model_version = 1
-    for role, model_id in (("model", request.model_id), ("features", request.feature_model_id), ("clip", request.image_text_model_id)):
+    roles = [("model", request.model_id), ("features", request.feature_model_id), ("clip", request.image_text_model_id)]
+    roles += [(f"peer:{m}", m) for m in request.peer_model_ids]
+    for role, model_id in roles:
         if model_id:
             m = calls.call(calls.registry.GetModel, registry_pb2.GetModelRequest(model_id=model_id))
             stamps[role] = [model_id, _stamp(m.created_at), sorted((v.version, _stamp(v.created_at)) for v in m.versions)]
@@ -156,6 +161,8 @@ def resolve(calls: ServiceCalls, store: ArtifactStore, request: pipeline_pb2.Run
                 f"baseline run {base.run_id} has not finished with a report; choose a succeeded run", type="RUN", subject=base.run_id
             )
         baseline = {"run_id": base.run_id, "summary_uri": base.summary.uri}
+    if any(x < 0 for x in request.sweep_lambdas) or any(k < 1 for k in request.sweep_ks):
+        raise errors.InvalidArgument.about("sweep_lambdas", "sweep lambdas >= 0 and ks >= 1")
     unknown = sorted(set(request.repair_strategies) - set(rp.STRATEGY_ENUMS))
     if unknown:
         raise errors.InvalidArgument.about("repair_strategies", f"unknown {unknown}; choose from {sorted(rp.STRATEGY_ENUMS)}")
@@ -202,6 +209,9 @@ def resolve(calls: ServiceCalls, store: ArtifactStore, request: pipeline_pb2.Run
             model_version=model_version,
             baseline=baseline,
             repair_strategies=list(request.repair_strategies),
+            peer_model_ids=list(dict.fromkeys(m for m in request.peer_model_ids if m != request.model_id)),
+            sweep_lambdas=[float(x) for x in request.sweep_lambdas],
+            sweep_ks=[int(k) for k in request.sweep_ks],
         ),
         notes,
     )
@@ -264,6 +274,16 @@ def embed(ctx: StageContext) -> dict[str, Any]:
             out["accuracy"] = got.accuracy
             out["num_rows"] = got.num_rows
             out["rows_uri"], out["labels_uri"], out["predictions_uri"] = got.rows.uri, got.labels.uri, got.predictions.uri
+    if plan.peer_model_ids:
+        ids = [out["model"]]
+        for m in plan.peer_model_ids:
+            ids.append(
+                rp.ensure_embedding(
+                    ctx.calls, plan.dataset_id, m, [plan.split], None, _embedding_id(plan, m), bar_factory=ctx.bar("embed")
+                ).embedding_id
+            )
+        overlap = ctx.calls.compare_failures(ids)
+        out["peers"] = {"models": [plan.model_id, *plan.peer_model_ids], "iou": list(overlap.iou), "num_failures": list(overlap.num_failures)}
     out.setdefault("features", out["model"])
     out.setdefault("directions_space", out.get("clip") or out["features"])
     return out
@@ -388,7 +408,14 @@ def repair(ctx: StageContext) -> dict[str, Any]:
         echo=lambda line: ctx.progress("repair", 0, 1, line.strip()),
         bar_factory=ctx.bar("repair"),
     )
-    return {"report": rp.report_dict(report), "lines": rp.format_repair(report)}
+    sweeps = {}
+    if (plan.sweep_lambdas or plan.sweep_ks) and report.published is not None:
+        ctx.progress("repair", 0, 1, "sweeps of lambda and k")
+        sweeps = rp.sweeps(
+            ctx.calls, report, lambdas=plan.sweep_lambdas, ks=plan.sweep_ks, generator=plan.generator,
+            images_per_class=plan.images_per_prompt, bar_factory=ctx.bar("repair"),
+        )  # fmt: skip
+    return {"report": rp.report_dict(report), "lines": rp.format_repair(report), "sweeps": sweeps}
 
 
 def report(ctx: StageContext) -> dict[str, Any]:

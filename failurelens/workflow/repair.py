@@ -73,6 +73,7 @@ class RepairReport:
     classes: list[int] = dataclasses.field(default_factory=list)
     num_seed: int = 0
     num_heldout: int = 0
+    dataset_id: str = ""
 
 
 def artifact_id(*parts: str) -> str:
@@ -394,6 +395,7 @@ def repair(
         classes=described.classes,
         num_seed=described.split.num_seed,
         num_heldout=described.split.num_heldout,
+        dataset_id=dataset_id,
     )
 
 
@@ -476,6 +478,52 @@ def verify(
             }
         )
     return slices, modes
+
+
+def sweeps(
+    client: ServiceCalls,
+    report: RepairReport,
+    *,
+    lambdas: Sequence[float] = (),
+    ks: Sequence[int] = (),
+    generator: str = "world",
+    images_per_class: int | None = None,
+    seed: int = 0,
+    bar_factory: Bar | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The published strategy's retraining swept (nothing published): over ``lambdas`` (the
+    generated images' weight in the loss) and over ``ks`` (failure backgrounds per class; each k
+    generates its own images). Rows: the swept value and the accuracy per evaluation set."""
+    assert report.published is not None
+    published = report.published
+    out: dict[str, list[dict[str, Any]]] = {"lambda": [], "k": []}
+    for lam in lambdas:
+        res = retrain(
+            client, model_id=report.model_id, train_embedding_id=report.train_embedding_id, debug_embedding_id=published.debug_embedding_id,
+            evals=report.evals, publish=False, bar_factory=bar_factory, lam=lam,
+        )  # fmt: skip
+        out["lambda"].append({"value": lam, "accuracy": _accuracies(res)[0]})
+    for k in ks:
+        gen = generate(
+            client, dataset_id=report.dataset_id, name=artifact_id(report.model_id, published.strategy.replace("_", "-"), f"k{k}"),
+            strategy=published.strategy, classes=report.classes, assignment_uris=[report.assignment_uri], captions_uris=[report.captions_uri],
+            generator=generator, images_per_class=images_per_class, top_k=k, seed=seed, bar_factory=bar_factory,
+        )  # fmt: skip
+        emb = ensure_embedding(
+            client,
+            gen.dataset.dataset_id,
+            report.model_id,
+            ["debug_train"],
+            1,
+            artifact_id(gen.dataset.dataset_id, report.model_id),
+            bar_factory=bar_factory,
+        )
+        res = retrain(
+            client, model_id=report.model_id, train_embedding_id=report.train_embedding_id, debug_embedding_id=emb.embedding_id,
+            evals=report.evals, publish=False, bar_factory=bar_factory,
+        )  # fmt: skip
+        out["k"].append({"value": k, "accuracy": _accuracies(res)[0]})
+    return out
 
 
 def format_repair(report: RepairReport) -> list[str]:

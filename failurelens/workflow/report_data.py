@@ -173,6 +173,7 @@ def build_document(ctx: Any) -> dict[str, Any]:
             "slices": r["slices"],
             "modes": r["modes"],
             "lines": rep.get("lines", []),
+            "sweeps": rep.get("sweeps") or {},
         }
     return {
         "identity": {
@@ -202,6 +203,7 @@ def build_document(ctx: Any) -> dict[str, Any]:
         "all_modes": modes,
         "classes": [d for d in class_docs if d["rules"] or d["directions"] or d["error_rate"] > 0],
         "repair": repair_doc,
+        "peers": e.get("peers"),
     }
 
 
@@ -252,6 +254,7 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
             "strategies": {s["strategy"]: s["accuracy"] for s in r["table"]},
             "published_version": next((s["version"] for s in r["table"] if s["version"]), 0),
             "slices": r["slices"],
+            "sweeps": r.get("sweeps") or {},
         }
     return out
 
