@@ -3,7 +3,7 @@
     python tools/make_example.py OUT
 
 Writes ``OUT/data/{train,test}/<class>/*.png`` (four shape classes on random backgrounds, 64x64)
-and ``OUT/classifier.onnx``: a small CNN trained on ``train`` for a few epochs (input 64x64,
+and ``OUT/classifier.onnx``: a small CNN trained on ``train`` for ten epochs (input 64x64,
 normalised with mean 0.5 and std 0.25, outputs ``logits`` and ``features``).
 """
 
@@ -23,8 +23,8 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     out = Path(sys.argv[1])
-    data = write_dataset(out / "data", {"train": 60, "test": 80}, seed=1)
-    export_onnx(train_tiny_classifier(data, epochs=4), out / "classifier.onnx")
+    data = write_dataset(out / "data", {"train": 120, "test": 80}, seed=1)
+    export_onnx(train_tiny_classifier(data, epochs=10), out / "classifier.onnx")
     print(f"dataset: {data}\nclassifier: {out / 'classifier.onnx'} (input 64x64, mean 0.5, std 0.25)")
     return 0
 
