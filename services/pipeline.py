@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format, timestamp_pb2
+from prometheus_client import Counter, Gauge, Histogram
 
 from failurelens import errors
 from failurelens.runtime import Binding, ServiceContext, main, status
@@ -34,6 +35,18 @@ from failurelens.workflow.calls import ServiceCalls
 
 log = logging.getLogger(__name__)
 TERMINAL = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED)
+
+
+class PipelineMetrics:
+    """Prometheus series of the runs this instance executes and of their stages."""
+
+    def __init__(self, registry: Any) -> None:
+        self.running = Gauge("failurelens_pipeline_runs_running", "Pipeline runs executing in this instance.", registry=registry)
+        self.finished = Counter("failurelens_pipeline_runs_finished_total", "Pipeline runs ended, by state.", ["state"], registry=registry)
+        self.stage_seconds = Histogram(
+            "failurelens_pipeline_stage_seconds", "Stage durations, by outcome (computed, reused, skipped, failed).", ["stage", "outcome"],
+            registry=registry, buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+        )  # fmt: skip
 
 
 class PeerCalls(ServiceCalls):
@@ -79,6 +92,7 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
         self.store = store or open_store(ctx.config.store or None)
         self.calls = PeerCalls(Peers(ctx.config))
         self.live: dict[str, _Live] = {}
+        self.metrics = PipelineMetrics(ctx.metrics)
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline-run")
@@ -117,6 +131,7 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
     # ------------------------------------------------------------------------------ execution
     def _start(self, run: pipeline_pb2.PipelineRun) -> _Live:
         live = _Live(run=run, cancel=threading.Event())
+        self.metrics.running.inc()
         with self._lock:
             self.live[run.run_id] = live
         self.executor.submit(self._execute, live)
@@ -173,6 +188,8 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
                 self._progress(live, stage, stage, 0, 1, "", milestone=True)
                 t0 = time.monotonic()
                 outputs[stage], result.reused, result.skipped, result.message = self._retrying(live, lambda: wf.run_stage(ctx, stage, key))
+                outcome = "reused" if result.reused else "skipped" if result.skipped else "computed"
+                self.metrics.stage_seconds.labels(stage, outcome).observe(time.monotonic() - t0)
                 result.seconds = time.monotonic() - t0 if not result.reused else result.seconds
                 result.state = common_pb2.JOB_STATE_SUCCEEDED
                 if result.skipped:
@@ -183,14 +200,13 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
                 self._update(live)
             run.state = common_pb2.JOB_STATE_SUCCEEDED
         except _Stopping:
+            # the record stays RUNNING (unfinished): the next start resumes the run
             log.info("run %s stopped with the service; it resumes at the next start", run.run_id)
-            with self._lock:
-                self.live.pop(run.run_id, None)
-            return
         except BaseException as exc:  # the run ends; the record says how
             cancelled = live.cancel.is_set() or isinstance(exc, errors.Cancelled)
             if current:
                 _stage_result(run, current).state = common_pb2.JOB_STATE_CANCELLED if cancelled else common_pb2.JOB_STATE_FAILED
+                self.metrics.stage_seconds.labels(current, "cancelled" if cancelled else "failed").observe(0.0)
             if cancelled:
                 run.state = common_pb2.JOB_STATE_CANCELLED
                 run.error.CopyFrom(common_pb2.JobError(code="CANCELLED", message=f"cancelled during stage {current or 'plan'}"))
@@ -201,10 +217,13 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
                 if status.code_name(exc) == "INTERNAL":
                     log.error("run %s failed in stage %s", run.run_id, current, exc_info=exc)
         finally:
-            run.finished_at.CopyFrom(_now())
-            self._update(live)
+            if run.state != common_pb2.JOB_STATE_RUNNING:
+                run.finished_at.CopyFrom(_now())
+                self._update(live)
+                self.metrics.finished.labels(common_pb2.JobState.Name(run.state).removeprefix("JOB_STATE_").lower()).inc()
             with self._lock:
                 self.live.pop(run.run_id, None)
+            self.metrics.running.dec()
 
     def _retrying(self, live: _Live, fn: Any, attempts: int = 40, wait: float = 1.5) -> Any:
         """``fn()``, again while a service it calls is unavailable (restarting): stages are

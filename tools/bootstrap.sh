@@ -14,11 +14,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -c requirements.lock -e ".[dev]"
   echo "$want" > "$stamp"
 fi
-# The report's browser test drives the system's headless Chromium (Debian packages).
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+# Debian packages the tests start: the system's headless Chromium (the report's browser test) and a
+# real Prometheus server with promtool (the monitoring test).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1 \
+  || ! command -v promtool >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus >/dev/null
   else
-    echo "bootstrap: install Debian's chromium and chromium-driver for the report's browser test" >&2
+    echo "bootstrap: install Debian's chromium, chromium-driver and prometheus for the browser and monitoring tests" >&2
   fi
 fi

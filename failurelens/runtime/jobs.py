@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from failurelens import errors
 from failurelens.runtime import status
@@ -91,11 +92,24 @@ def _now_ts() -> timestamp_pb2.Timestamp:
     return ts
 
 
+class JobMetrics:
+    """Prometheus series of a server's jobs: running now, finished by state, durations."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.running = Gauge("failurelens_jobs_running", "Jobs running now.", ["method"], registry=registry)
+        self.finished = Counter("failurelens_jobs_finished_total", "Jobs finished, by final state.", ["method", "state"], registry=registry)
+        self.seconds = Histogram(
+            "failurelens_job_seconds", "Duration of finished jobs.", ["method"], registry=registry,
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+        )  # fmt: skip
+
+
 class JobRegistry(jobs_pb2_grpc.JobsServicer):
     """In-memory table of this server's jobs (running + the last finished ones); the Jobs service."""
 
-    def __init__(self, service: str, max_workers: int = 4) -> None:
+    def __init__(self, service: str, max_workers: int = 4, metrics: CollectorRegistry | None = None) -> None:
         self.service = service
+        self.metrics = JobMetrics(metrics if metrics is not None else CollectorRegistry())
         self._jobs: OrderedDict[str, _JobRecord] = OrderedDict()
         self._lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{service}-job")
@@ -106,6 +120,7 @@ class JobRegistry(jobs_pb2_grpc.JobsServicer):
             job_id=uuid.uuid4().hex[:16], service=self.service, method=method, state=common_pb2.JOB_STATE_RUNNING, started_at=_now_ts()
         )
         rec = _JobRecord(job=job, cancel=threading.Event(), started=time.monotonic())
+        self.metrics.running.labels(method).inc()
         with self._lock:
             self._jobs[job.job_id] = rec
             finished = [k for k, r in self._jobs.items() if r.job.state != common_pb2.JOB_STATE_RUNNING]
@@ -114,6 +129,11 @@ class JobRegistry(jobs_pb2_grpc.JobsServicer):
         return rec
 
     def _finish(self, rec: _JobRecord, state: common_pb2.JobState, exc: BaseException | None = None, result_id: str = "") -> None:
+        if rec.job.state == common_pb2.JOB_STATE_RUNNING:
+            method = rec.job.method
+            self.metrics.running.labels(method).dec()
+            self.metrics.finished.labels(method, common_pb2.JobState.Name(state).removeprefix("JOB_STATE_").lower()).inc()
+            self.metrics.seconds.labels(method).observe(time.monotonic() - rec.started)
         rec.job.state = state
         rec.job.finished_at.CopyFrom(_now_ts())
         if result_id:

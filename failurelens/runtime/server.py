@@ -50,6 +50,8 @@ class ServiceContext:
     name: str
     config: ServiceConfig
     jobs: JobRegistry
+    #: the server's Prometheus registry (served on /metrics): a service adds its own series here
+    metrics: CollectorRegistry = dataclasses.field(default_factory=CollectorRegistry)
 
 
 Build = Callable[[ServiceContext], Sequence[Binding]]
@@ -59,8 +61,8 @@ class Server:
     def __init__(self, name: str, build: Build, config: ServiceConfig) -> None:
         self.name = name
         self.config = config
-        self.jobs = JobRegistry(name, max_workers=max(1, config.workers))
         self.metrics_registry = CollectorRegistry()
+        self.jobs = JobRegistry(name, max_workers=max(1, config.workers), metrics=self.metrics_registry)
         self._metrics = GrpcMetrics(self.metrics_registry)
         self.health = health.aio.HealthServicer()
         self._build = build
@@ -79,7 +81,7 @@ class Server:
             ("grpc.so_reuseport", 0),
         ]
         server = grpc.aio.server(interceptors=interceptors(self._metrics, cfg.auth_token), options=options)
-        bindings = list(self._build(ServiceContext(self.name, cfg, self.jobs)))
+        bindings = list(self._build(ServiceContext(self.name, cfg, self.jobs, self.metrics_registry)))
         bindings.append(Binding(self.jobs, jobs_pb2_grpc.add_JobsServicer_to_server, jobs_pb2.DESCRIPTOR.services_by_name["Jobs"]))
         self._bindings = bindings
         for b in bindings:
