@@ -82,14 +82,14 @@ def _caption_json(c: Any) -> dict[str, Any]:
 class CaptioningServicer(captioning_pb2_grpc.CaptioningServicer):
     def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, triton: TritonClient | None = None) -> None:
         self.ctx = ctx
-        self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
+        self.catalog = cat.Catalog(ctx.telemetry.watch_store(store or open_store(ctx.config.store or None)))
         self._triton = triton
         self._encoder: TextEncoder | None = None
 
     @property
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
-            self._triton = self._triton or TritonClient(self.ctx.config.triton_url)
+            self._triton = self._triton or self.ctx.telemetry.watch_triton(TritonClient(self.ctx.config.triton_url))
             self._encoder = TextEncoder(self._triton)
         return self._encoder
 

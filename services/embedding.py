@@ -80,10 +80,10 @@ class _NpyWriter:
 class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
     def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, triton: TritonClient | None = None) -> None:
         self.ctx = ctx
-        self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
+        self.catalog = cat.Catalog(ctx.telemetry.watch_store(store or open_store(ctx.config.store or None)))
         self.store = self.catalog.store
-        self.triton = triton or TritonClient(
-            ctx.config.triton_url, use_shared_memory=bool(ctx.config.triton_shared_memory), admin_key=ctx.config.triton_key
+        self.triton = ctx.telemetry.watch_triton(
+            triton or TritonClient(ctx.config.triton_url, use_shared_memory=bool(ctx.config.triton_shared_memory), admin_key=ctx.config.triton_key)
         )
         self.texts = TextEncoder(self.triton)
 
@@ -199,6 +199,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServicer):
                     pos = np.asarray(ok)
                     for tname, w in writers.items():
                         w.write(pos, res[tname])
+                    self.ctx.telemetry.images.labels("embedded", request.model_id).inc(len(ok))
                 done = min(n, start + bs)
                 job.progress("embed", done, n, f"{len(skipped)} skipped" if skipped else "")
             if n and not keep.any():

@@ -57,7 +57,7 @@ def image_seed(seed: int, text: str, index: int) -> int:
 class GenerationServicer(generation_pb2_grpc.GenerationServicer):
     def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, generators: dict[str, Generator] | None = None) -> None:
         self.ctx = ctx
-        self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
+        self.catalog = cat.Catalog(ctx.telemetry.watch_store(store or open_store(ctx.config.store or None)))
         self.generators = generators if generators is not None else default_generators(ctx.config)
         self.peers = Peers(ctx.config)
 
@@ -235,6 +235,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServicer):
         finally:
             store.delete_prefix(staging)
         job.progress("register", 1, 1, "done", force=True)
+        self.ctx.telemetry.images.labels("generated", generator.name).inc(len(rows))
         return gen.GenerateResult(dataset=registered, prompts=prompts_ref, num_images=len(rows), generator=generator.name, strategy=request.strategy)
 
 

@@ -89,7 +89,7 @@ def run_id_for(request: pipeline_pb2.RunPipelineRequest) -> str:
 class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
     def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, workers: int = 2) -> None:
         self.ctx = ctx
-        self.store = store or open_store(ctx.config.store or None)
+        self.store = ctx.telemetry.watch_store(store or open_store(ctx.config.store or None))
         self.calls = PeerCalls(Peers(ctx.config))
         self.live: dict[str, _Live] = {}
         self.metrics = PipelineMetrics(ctx.metrics)

@@ -41,10 +41,10 @@ log = logging.getLogger(__name__)
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, triton: TritonClient | None = None) -> None:
         self.ctx = ctx
-        self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
+        self.catalog = cat.Catalog(ctx.telemetry.watch_store(store or open_store(ctx.config.store or None)))
         self.store = self.catalog.store
         self.repo_dir = ctx.config.resolved_triton_repository()
-        self.triton = triton or TritonClient(ctx.config.triton_url, admin_key=ctx.config.triton_key)
+        self.triton = ctx.telemetry.watch_triton(triton or TritonClient(ctx.config.triton_url, admin_key=ctx.config.triton_key))
 
     def _model_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
         """One registration, new version or deletion of a model at a time, across every process

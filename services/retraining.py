@@ -60,14 +60,14 @@ def _accuracy(weight: np.ndarray, bias: np.ndarray, s: _Set) -> float:
 class RetrainingServicer(retraining_pb2_grpc.RetrainingServicer):
     def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, triton: TritonClient | None = None) -> None:
         self.ctx = ctx
-        self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
+        self.catalog = cat.Catalog(ctx.telemetry.watch_store(store or open_store(ctx.config.store or None)))
         self.repo_dir = ctx.config.resolved_triton_repository()
         self._triton = triton
 
     @property
     def triton(self) -> TritonClient:
         if self._triton is None:
-            self._triton = TritonClient(self.ctx.config.triton_url, admin_key=self.ctx.config.triton_key)
+            self._triton = self.ctx.telemetry.watch_triton(TritonClient(self.ctx.config.triton_url, admin_key=self.ctx.config.triton_key))
         return self._triton
 
     # ------------------------------------------------------------------------------ inputs

@@ -172,7 +172,7 @@ def _params_json(params: dict[str, Any]) -> dict[str, Any]:
 class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
     def __init__(self, ctx: ServiceContext, store: ArtifactStore | None = None, triton: TritonClient | None = None) -> None:
         self.ctx = ctx
-        self.catalog = cat.Catalog(store or open_store(ctx.config.store or None))
+        self.catalog = cat.Catalog(ctx.telemetry.watch_store(store or open_store(ctx.config.store or None)))
         self._triton = triton
         # worker processes for per-class fitting (FAILURELENS_DISCOVERY_JOBS / --discovery-jobs; 0 = all cores)
         self.n_jobs = ctx.config.discovery_jobs or (os.cpu_count() or 1)
@@ -180,7 +180,7 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
     @property
     def triton(self) -> TritonClient:
         if self._triton is None:
-            self._triton = TritonClient(self.ctx.config.triton_url)
+            self._triton = self.ctx.telemetry.watch_triton(TritonClient(self.ctx.config.triton_url))
         return self._triton
 
     def _fit_per_class(
@@ -198,6 +198,8 @@ class SliceDiscoveryServicer(slice_discovery_pb2_grpc.SliceDiscoveryServicer):
             estimator.fit(
                 path, out.labels, out.predictions, classes=classes, progress=lambda s, d, t: job.progress(s, d, t), check=job.check, **extra
             )
+        fitted = len(classes) if classes else len(np.unique(out.labels))
+        self.ctx.telemetry.classes_fitted.labels(type(estimator).__name__).inc(fitted)
         return out
 
     # ------------------------------------------------------------------------------ trees

@@ -118,6 +118,13 @@ def test_a_real_prometheus_scrapes_the_stack_and_sees_a_pipeline_run(tmp_path):
         assert _value(port, "sum(failurelens_jobs_running)") == 0
         assert _value(port, 'sum(grpc_server_handled_total{grpc_method="Run", grpc_code="OK"})') >= 1
         assert _value(port, 'sum(nv_inference_request_success{model="tiny"})') >= 1  # Triton's own metrics
+        # what the work moved: images embedded (4 classes x 24 test images), Triton calls, bytes written, classes fitted
+        assert _value(port, 'sum(failurelens_images_total{kind="embedded", model="tiny"})') == 96
+        assert _value(port, 'sum(failurelens_triton_request_seconds_count{model="tiny", outcome="ok"})') >= 1
+        assert _value(port, 'sum(failurelens_triton_request_seconds_count{outcome="error"}) or vector(0)') == 0
+        assert _value(port, "sum(failurelens_artifact_bytes_written_total)") > 100_000  # images copied, arrays, reports
+        assert _value(port, "sum(failurelens_store_write_errors_total) or vector(0)") == 0
+        assert _value(port, 'sum(failurelens_discovery_classes_fitted_total{analysis="FailureTrees"})') == 4
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=10) as r:
             rules = json.loads(r.read())["data"]["groups"][0]["rules"]
         assert len(rules) == 6 and all(rule["health"] == "ok" for rule in rules), rules

@@ -682,3 +682,16 @@ def test_bulk_writes_are_readable_at_once_and_a_folder_syncs_once(store: Artifac
         assert fsyncs == [] and syncs == [1]  # one sync for the batch, none per object
         store.put_bytes("bulk/after.bin", b"x")
         assert len(fsyncs) == 2  # the store itself still syncs every write (file + folder)
+
+
+def test_writes_and_failed_writes_reach_the_monitoring_hooks(store: ArtifactStore) -> None:
+    written, failed = [], []
+    store.on_write, store.on_write_error = written.append, lambda: failed.append(1)
+    store.put_bytes("hooks/a.bin", b"x" * 10)
+    store.put_stream("hooks/b.bin", io.BytesIO(b"y" * 7), 7)
+    with store.bulk() as batch:
+        batch.put_bytes("hooks/c.bin", b"z" * 3)
+    assert written == [10, 7, 3] and failed == []
+    with pytest.raises(StoreError):
+        store.put_stream("hooks/short.bin", io.BytesIO(b"only 9 b"), 100)  # shorter than announced
+    assert failed == [1]

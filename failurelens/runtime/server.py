@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from failurelens.runtime.config import ServiceConfig
 from failurelens.runtime.interceptors import GrpcMetrics, interceptors
 from failurelens.runtime.jobs import JobRegistry
+from failurelens.runtime.telemetry import Telemetry
 from failurelens.v1 import jobs_pb2, jobs_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ class ServiceContext:
     jobs: JobRegistry
     #: the server's Prometheus registry (served on /metrics): a service adds its own series here
     metrics: CollectorRegistry = dataclasses.field(default_factory=CollectorRegistry)
+    #: the series of what the server's work moves (Triton calls, images, bytes written, classes fitted)
+    telemetry: Telemetry = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.telemetry = Telemetry(self.metrics)
 
 
 Build = Callable[[ServiceContext], Sequence[Binding]]

@@ -21,7 +21,7 @@ import dataclasses
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, Protocol
 
 import numpy as np
@@ -170,6 +170,17 @@ class ArtifactStore(abc.ABC):
     #: writes worth issuing at a time: object stores wait on the network (several); a folder is
     #: bound by the CPU (one)
     write_concurrency: int = 8
+    #: hooks (monitoring): called with the size of each object written, and on each failed write
+    on_write: Callable[[int], None] | None = None
+    on_write_error: Callable[[], None] | None = None
+
+    def _wrote(self, size: int) -> None:
+        if self.on_write is not None:
+            self.on_write(size)
+
+    def _write_failed(self) -> None:
+        if self.on_write_error is not None:
+            self.on_write_error()
 
     #: URI scheme of this store's URIs (``s3`` or ``file``).
     scheme: str

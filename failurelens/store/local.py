@@ -147,6 +147,7 @@ class LocalStore(ArtifactStore):
             except IsADirectoryError:
                 raise StoreError(f"cannot write {key!r}: a folder of that name exists") from None
         except BaseException:
+            self._write_failed()
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
@@ -155,6 +156,7 @@ class LocalStore(ArtifactStore):
         if self._sync:
             _fsync_dir(path.parent)
         st = path.stat()
+        self._wrote(st.st_size)
         return ObjectInfo(key, st.st_size, _etag(st), "")
 
     @contextlib.contextmanager

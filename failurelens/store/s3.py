@@ -118,7 +118,9 @@ class S3Store(ArtifactStore):
                 num_parallel_uploads=1,
             )
         except S3Error as exc:
+            self._write_failed()
             raise self._error(exc, key, reading=False) from exc
+        self._wrote(len(data))
         return ObjectInfo(key, len(data), result.etag or "", content_type)
 
     def put_bytes_if(self, key: str, data: bytes, content_type: str = "application/octet-stream", *, expected_etag: str | None) -> ObjectInfo:
@@ -132,7 +134,9 @@ class S3Store(ArtifactStore):
         except S3Error as exc:
             if exc.code in ("PreconditionFailed", "ConditionalRequestConflict") or (expected_etag is not None and exc.code in _MISSING_KEY):
                 raise ConflictError(f"{key!r} changed since it was read (a concurrent writer won)") from None
+            self._write_failed()
             raise self._error(exc, key, reading=False) from exc
+        self._wrote(len(data))
         return ObjectInfo(key, len(data), result.etag or "", content_type)
 
     def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
@@ -160,7 +164,12 @@ class S3Store(ArtifactStore):
                 num_parallel_uploads=1,
             )
         except S3Error as exc:
+            self._write_failed()
             raise self._error(exc, key, reading=False) from exc
+        except BaseException:
+            self._write_failed()
+            raise
+        self._wrote(reader.count)
         return ObjectInfo(key, reader.count, result.etag or "", content_type)
 
     # --- reading ----------------------------------------------------------------------------

@@ -146,6 +146,9 @@ class _ShmPool:
 class TritonClient:
     """Thread-safe client for one Triton server (``url`` is ``host:port``, no scheme)."""
 
+    #: monitoring hook: called after each inference call with (model, seconds, succeeded)
+    on_request: Callable[[str, float, bool], None] | None = None
+
     def __init__(
         self,
         url: str,
@@ -214,16 +217,24 @@ class TritonClient:
         ``timeout_s`` (default ``default_timeout_s``) bounds the whole call, retries included.
         """
         timeout = self.default_timeout_s if timeout_s is None else float(timeout_s)
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
+        ok = False
         try:
-            return self._infer_once(model, inputs, outputs, deadline, model_version)
-        except TritonInferenceError as exc:
-            # A restarted server has forgotten our shared-memory registrations: drop them
-            # and try once more (re-registering) within the same deadline.
-            if self._shm is None or not self._shm.has_regions() or "shared memory" not in exc.message.lower():
-                raise
-            self._shm.forget()
-            return self._infer_once(model, inputs, outputs, deadline, model_version)
+            try:
+                out = self._infer_once(model, inputs, outputs, deadline, model_version)
+            except TritonInferenceError as exc:
+                # A restarted server has forgotten our shared-memory registrations: drop them
+                # and try once more (re-registering) within the same deadline.
+                if self._shm is None or not self._shm.has_regions() or "shared memory" not in exc.message.lower():
+                    raise
+                self._shm.forget()
+                out = self._infer_once(model, inputs, outputs, deadline, model_version)
+            ok = True
+            return out
+        finally:
+            if self.on_request is not None:
+                self.on_request(model, time.monotonic() - start, ok)
 
     def _infer_once(
         self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], deadline: float, model_version: str
