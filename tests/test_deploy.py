@@ -5,6 +5,7 @@ themselves: every service module exists, runs, is published on its port, and is 
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import yaml
@@ -55,3 +56,21 @@ def test_the_readme_lists_every_service():
     readme = (ROOT / "README.md").read_text()
     for spec in topology.SERVICES:
         assert f"`{spec.name}`" in readme, f"README: describe the {spec.name} service"
+
+
+def test_compose_mounts_the_alert_rules_and_provisions_grafana_with_the_dashboard():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    prom_files = {v.split(":")[0] for v in services["prometheus"]["volumes"]}
+    rule_files = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())["rule_files"]
+    assert {f"./deploy/{f}" for f in rule_files} <= prom_files  # every rule file Prometheus loads is mounted beside its config
+    grafana = services["grafana"]
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in grafana["volumes"])
+    assert (ROOT / mounts["./deploy/grafana/failurelens.json"].replace("/var/lib/grafana/dashboards/", "deploy/grafana/")).exists()
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/failurelens.yml").read_text())["providers"][0]
+    assert mounts["./deploy/grafana/failurelens.json"].startswith(provider["options"]["path"])
+    source = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    board = json.loads((ROOT / "deploy/grafana/failurelens.json").read_text())
+    assert board["uid"] == "failurelens" and all(p.get("datasource", {}).get("type") in (None, "prometheus") for p in board["panels"])
+    assert "grafana_admin_password" in grafana["secrets"] and compose["secrets"]["grafana_admin_password"]["file"].startswith("./deploy/secrets/")

@@ -125,6 +125,11 @@ def test_a_real_prometheus_scrapes_the_stack_and_sees_a_pipeline_run(tmp_path):
         assert _value(port, "sum(failurelens_artifact_bytes_written_total)") > 100_000  # images copied, arrays, reports
         assert _value(port, "sum(failurelens_store_write_errors_total) or vector(0)") == 0
         assert _value(port, 'sum(failurelens_discovery_classes_fitted_total{analysis="FailureTrees"})') == 4
+        # every query of the Grafana dashboard is valid PromQL over series that exist
+        board = json.loads((DEPLOY / "grafana" / "failurelens.json").read_text())
+        exprs = [t["expr"] for panel in board["panels"] for t in panel.get("targets", [])]
+        answered = [e for e in exprs if _query(port, e)]
+        assert len(exprs) >= 15 and len(answered) >= len(exprs) - 4, sorted(set(exprs) - set(answered))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=10) as r:
             rules = json.loads(r.read())["data"]["groups"][0]["rules"]
         assert len(rules) == 6 and all(rule["health"] == "ok" for rule in rules), rules

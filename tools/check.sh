@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/python tools/gen_protos.py --check
+.venv/bin/python tools/gen_dashboard.py --check
 .venv/bin/ruff check --quiet .
 .venv/bin/ruff format --check --quiet .
 .venv/bin/mypy -p failurelens.discovery -p failurelens.runtime -p failurelens.store -p failurelens.clients -p failurelens.workflow
