@@ -108,6 +108,11 @@ def test_a_real_prometheus_scrapes_the_stack_and_sees_a_pipeline_run(tmp_path):
             time.sleep(0.5)
         else:
             raise AssertionError("Prometheus did not scrape every service and Triton: " + (tmp_path / "prometheus.log").read_text()[-2000:])
+        # rates need two samples in their window: a few more scrapes of every target
+        deadline = time.monotonic() + 60
+        while _value(port, "min(count_over_time(up[1m]))") < 4:
+            assert time.monotonic() < deadline, "Prometheus stopped scraping"
+            time.sleep(0.5)
 
         assert _value(port, 'failurelens_pipeline_runs_finished_total{state="succeeded"}') == 1
         assert _value(port, "failurelens_pipeline_runs_running") == 0
