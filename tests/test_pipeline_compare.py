@@ -21,6 +21,7 @@ from failurelens.v1 import common_pb2, pipeline_pb2
 from failurelens.world.config import default_config
 from failurelens.world.generate import generate_world, load_world
 from failurelens.world.vocabulary import world_vocabulary
+from tests._fixtures.analysis import world_analysis
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,14 +61,7 @@ def _dataset(w):
 
 
 def _analyze(w, **fields) -> pipeline_pb2.PipelineRun:
-    base = {
-        "dataset_id": "world",
-        "model_id": MODEL,
-        "feature_model_id": "world-robust",
-        "image_text_model_id": "world-clip",
-        "vocabulary_uri": w.vocab,
-    }
-    run = w.client.analyze(timeout=1800, evidence=False, **{**base, **fields})
+    run = w.client.analyze(timeout=1800, evidence=False, **world_analysis(MODEL, w.vocab, **fields))
     assert run.state == common_pb2.JOB_STATE_SUCCEEDED, run.error
     return run
 

@@ -26,6 +26,7 @@ from failurelens.workflow import pipeline as wf
 from failurelens.world.config import default_config
 from failurelens.world.generate import generate_world, load_world
 from failurelens.world.vocabulary import world_vocabulary
+from tests._fixtures.analysis import world_analysis
 from tests._fixtures.shapes import _tiny_cnn, export_onnx
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
@@ -65,15 +66,7 @@ def w(tmp_path_factory):
 
 
 def _request(w, request_id: str, **fields) -> pipeline_pb2.RunPipelineRequest:
-    base = {
-        "dataset_id": "world",
-        "model_id": MODEL,
-        "feature_model_id": "world-robust",
-        "image_text_model_id": "world-clip",
-        "vocabulary_uri": w.vocab,
-        "peer_model_ids": PEERS,
-    }
-    base.update(fields)
+    base = world_analysis(MODEL, w.vocab, peer_model_ids=PEERS, **fields)
     return pipeline_pb2.RunPipelineRequest(request_id=request_id, **{k: v for k, v in base.items() if v is not None})
 
 

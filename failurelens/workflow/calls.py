@@ -10,6 +10,7 @@ channel per service; the pipeline service resolves its peers.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -96,11 +97,12 @@ def describe_error(err: grpc.RpcError) -> str:
     return "\n".join(lines)
 
 
-class ServiceCalls:
+class ServiceCalls(abc.ABC):
     """Typed calls over the generated stubs; :meth:`stub` says where a service's stub comes from."""
 
+    @abc.abstractmethod
     def stub(self, name: str) -> Any:
-        raise NotImplementedError
+        """The generated stub of service ``name`` (see :data:`failurelens.topology.SERVICES`)."""
 
     @property
     def registry(self) -> registry_pb2_grpc.RegistryStub:

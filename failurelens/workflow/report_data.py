@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from failurelens.report import render_report
-from failurelens.v1 import common_pb2, registry_pb2, slice_discovery_pb2
+from failurelens.v1 import common_pb2, embedding_pb2, registry_pb2, slice_discovery_pb2
 from failurelens.workflow.compare import compare_summaries
 
 #: rules and directions shown per class; failure modes in the overview; example images per mode
@@ -85,7 +85,7 @@ def build_document(ctx: Any) -> dict[str, Any]:
     montage = {int(f): uri for f, uri in ((out.get("evidence") or {}).get("montages") or {}).items()}
     features = None
     if trees.rules:
-        features = _npy(store, _embedding_array(calls, e["features"]))
+        features = _aligned_features(calls, store, e["features"], rows)
     position = {int(r): i for i, r in enumerate(rows)}
     overview_classes, class_docs, modes = [], [], []
     backgrounds = (out.get("backgrounds") or {}).get("top", {})
@@ -207,22 +207,31 @@ def build_document(ctx: Any) -> dict[str, Any]:
     }
 
 
-def _embedding_array(calls: Any, embedding_id: str) -> str:
-    from failurelens.v1 import embedding_pb2
-
+def _aligned_features(calls: Any, store: Any, embedding_id: str, rows: np.ndarray) -> np.ndarray:
+    """The features of ``embedding_id`` in the order of ``rows`` (memory-mapped where the store
+    has local files; rows it lacks are NaN and satisfy no condition)."""
     got = calls.call(calls.embedding.GetEmbedding, embedding_pb2.GetEmbeddingRequest(embedding_id=embedding_id))
-    return str(got.features.uri)
+    feats = store.get_npy(store.key_from_uri(got.features.uri), mmap=True)
+    own = _npy(store, got.rows.uri)
+    if len(own) == len(rows) and np.array_equal(own, rows):
+        return feats
+    at = {int(r): i for i, r in enumerate(own)}
+    out = np.full((len(rows), feats.shape[1]), np.nan, dtype=np.float32)
+    for i, r in enumerate(rows):
+        if int(r) in at:
+            out[i] = feats[at[int(r)]]
+    return out
 
 
 def _rule_members(rule: Any, features: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:
     """Positions (in the embedding set's rows) of the images of the rule's group that satisfy its
     conditions (label grouping: images of the class; prediction grouping: predicted as it)."""
-    group = labels == rule.class_index if rule.grouping == common_pb2.GROUPING_LABEL else preds == rule.class_index
-    keep = group.copy()
+    group = np.flatnonzero(labels == rule.class_index if rule.grouping == common_pb2.GROUPING_LABEL else preds == rule.class_index)
+    keep = np.ones(len(group), dtype=bool)
     for cond in rule.conditions:
-        col = features[:, cond.feature]
+        col = np.asarray(features[group, cond.feature])  # only the group's rows are read
         keep &= col <= cond.threshold if cond.op in ("<=", "le") else col > cond.threshold
-    return np.flatnonzero(keep)
+    return group[keep]
 
 
 def summary(doc: dict[str, Any]) -> dict[str, Any]:
