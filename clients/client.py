@@ -22,10 +22,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from failurelens import topology
+from failurelens.transport import Tls, open_channel
 from failurelens.v1 import jobs_pb2_grpc
 from failurelens.workflow.calls import DETAIL_TYPES, FailureLensError, ProgressCallback, ServiceCalls, describe_error, unpack_details
 
-__all__ = ["DETAIL_TYPES", "FailureLensClient", "FailureLensError", "ProgressCallback", "describe_error", "unpack_details"]
+__all__ = ["DETAIL_TYPES", "FailureLensClient", "Tls", "token_from_env", "FailureLensError", "ProgressCallback", "describe_error", "unpack_details"]
 
 
 class _CallDefaults(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -53,15 +54,32 @@ class _Details(grpc.ClientCallDetails):
         self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 
 
+def token_from_env() -> str | None:
+    """``FAILURELENS_AUTH_TOKEN``, else the contents of the file ``FAILURELENS_AUTH_TOKEN_FILE`` names."""
+    if os.environ.get("FAILURELENS_AUTH_TOKEN"):
+        return os.environ["FAILURELENS_AUTH_TOKEN"]
+    file = os.environ.get("FAILURELENS_AUTH_TOKEN_FILE")
+    return Path(file).read_text().strip() or None if file else None
+
+
 class FailureLensClient(ServiceCalls):
     """One channel per service named in ``addresses`` (see :data:`failurelens.topology.SERVICES`),
     each with its generated stub as an attribute of the service's name."""
 
     def __init__(
-        self, addresses: Mapping[str, str], token: str | None = None, timeout: float | None = 600.0, max_message_bytes: int = 16 * 1024 * 1024
+        self,
+        addresses: Mapping[str, str],
+        token: str | None = None,
+        timeout: float | None = 600.0,
+        max_message_bytes: int = 16 * 1024 * 1024,
+        tls: Tls | None = None,
     ) -> None:
+        """``token``: the bearer token (default: ``FAILURELENS_AUTH_TOKEN``, else the file named by
+        ``FAILURELENS_AUTH_TOKEN_FILE``). ``tls``: the CA of the servers' certificates and, for mutual
+        TLS, this client's certificate (default: ``FAILURELENS_TLS_*``; plaintext when no CA is set)."""
         self.addresses = dict(addresses)
-        self.token = token if token is not None else os.environ.get("FAILURELENS_AUTH_TOKEN") or None
+        self.token = token if token is not None else token_from_env()
+        self.tls = tls if tls is not None else Tls.from_env()
         self._channels: dict[str, grpc.Channel] = {}
         opts = [
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -72,7 +90,7 @@ class FailureLensClient(ServiceCalls):
         ]
         defaults = _CallDefaults(self.token, timeout)
         for name, addr in self.addresses.items():
-            self._channels[name] = grpc.intercept_channel(grpc.insecure_channel(addr, options=opts), defaults)
+            self._channels[name] = grpc.intercept_channel(open_channel(addr, self.tls, options=opts), defaults)
         self._stubs = {s.name: s.stub(self._channels[s.name]) for s in topology.SERVICES if s.name in self._channels}
         self.store_uri: str = ""
 
@@ -82,6 +100,8 @@ class FailureLensClient(ServiceCalls):
         if not path.exists():
             raise FileNotFoundError(f"no running stack recorded in {path}; start one with `failurelens up`")
         rec = json.loads(path.read_text())
+        if rec.get("tls_ca_file") and "tls" not in kw and not Tls.from_env().dials_tls:
+            kw["tls"] = Tls(ca_file=rec["tls_ca_file"])
         client = cls({n: s["address"] for n, s in rec["services"].items()}, **kw)
         client.store_uri = rec.get("store", "")
         return client

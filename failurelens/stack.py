@@ -34,6 +34,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from failurelens import topology
+from failurelens.transport import Tls, open_channel
 from failurelens.triton.launcher import TritonServer, process_group_members
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,9 @@ def _tail(path: Path, n: int = 30) -> str:
         return "".join(deque(f, maxlen=n))
 
 
-def check_health(address: str, timeout: float = 2.0, service: str = "") -> int:
+def check_health(address: str, timeout: float = 2.0, service: str = "", tls: Tls | None = None) -> int:
     """The grpc.health.v1 status of a server (0 UNKNOWN, 1 SERVING, 2 NOT_SERVING); raises grpc.RpcError."""
-    with grpc.insecure_channel(address) as ch:
+    with open_channel(address, tls) as ch:
         resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         return int(resp.status)
 
@@ -127,7 +128,11 @@ class Stack:
         services: tuple[str, ...] = topology.NAMES,
         extra_env: dict[str, str] | None = None,
         supervise: bool = True,
+        tls: Tls | None = None,
     ) -> None:
+        """``tls``: serve every service over TLS with ``cert_file``/``key_file`` (one certificate for
+        the host: it is also what the services show each other and the stack's health checks), the
+        services trusting ``ca_file``; ``client_ca_file`` makes it mutual TLS."""
         self.state_dir = Path(state_dir).resolve()
         self.log_dir = self.state_dir / "logs"
         self.repo_dir = self.state_dir / "triton_repository"
@@ -138,6 +143,9 @@ class Stack:
         self.services = services
         self.extra_env = dict(extra_env or {})
         self.supervise = supervise
+        self.tls = tls.validate() if tls is not None else None
+        #: how the stack itself dials the services (health checks): their CA, its certificate for mutual TLS
+        self.dial_tls = Tls(ca_file=tls.ca_file, cert_file=tls.cert_file, key_file=tls.key_file) if tls is not None else None
         self.triton: TritonServer | None = None
         self.procs: dict[str, ServiceProcess] = {}
         self.restarts: dict[str, _Restarts] = {}
@@ -185,6 +193,8 @@ class Stack:
                     "FAILURELENS_TRITON_SHARED_MEMORY": "1",  # same host: inputs through /dev/shm, not the gRPC message
                 }
             )
+            if self.tls is not None:
+                self._env.update(self.tls.env())
             (self.state_dir / "ports").mkdir(exist_ok=True)
             fixed = topology.ports(self.base_port)
             for name in self.services:
@@ -232,7 +242,7 @@ class Stack:
                     port, mport = (int(v) for v in sp.port_file.read_text().split())
                     sp.address, sp.metrics_port = f"{self.host}:{port}", mport
                 with contextlib.suppress(grpc.RpcError):
-                    if check_health(sp.address, timeout=1.0) == health_pb2.HealthCheckResponse.SERVING:
+                    if check_health(sp.address, timeout=1.0, tls=self.dial_tls) == health_pb2.HealthCheckResponse.SERVING:
                         del pending[name]
             if pending and time.monotonic() > deadline:
                 name = next(iter(pending))
@@ -286,6 +296,8 @@ class Stack:
             "supervisor_pid": os.getpid(),
             "store": self.store,
             "auth": bool(self.auth_token),
+            # the CA clients need to dial the services (a public certificate, not a secret)
+            "tls_ca_file": self.tls.ca_file if self.tls is not None else "",
             "log_dir": str(self.log_dir),
             "triton": None
             if t is None or t.pid is None

@@ -357,8 +357,9 @@ def test_local_manifests_cannot_reach_outside_their_folder(local: W, tmp_path: P
         assert e.value.violations[0].row == 1
         assert _uploads(w.store) == []
     out = subprocess.run(
-        CLI + ["--state-dir", str(w.stack.state_dir), "--token", TOKEN, "dataset", "register", str(folder / "manifest.csv"), "--name", "escape"],
+        CLI + ["--state-dir", str(w.stack.state_dir), "dataset", "register", str(folder / "manifest.csv"), "--name", "escape"],
         capture_output=True,
+        env={**os.environ, "FAILURELENS_AUTH_TOKEN": TOKEN},
         text=True,
         timeout=120,
     )
@@ -481,15 +482,17 @@ def test_pathological_texts_do_not_stall_other_requests(local: W):
 def test_bad_names_pixel_limits_and_messages(local: W, tmp_path: Path):
     w = local
     out = subprocess.run(
-        CLI + ["--state-dir", str(w.stack.state_dir), "--token", TOKEN, "dataset", "register", str(w.root), "--name", "../evil"],
+        CLI + ["--state-dir", str(w.stack.state_dir), "dataset", "register", str(w.root), "--name", "../evil"],
         capture_output=True,
+        env={**os.environ, "FAILURELENS_AUTH_TOKEN": TOKEN},
         text=True,
         timeout=120,
     )
     assert out.returncode == 1 and "is not a valid dataset name" in out.stderr and "Traceback" not in out.stderr
     out = subprocess.run(
-        CLI + ["--state-dir", str(w.stack.state_dir), "--token", TOKEN, "model", "register", str(w.onnx), "--name", "../evil"],
+        CLI + ["--state-dir", str(w.stack.state_dir), "model", "register", str(w.onnx), "--name", "../evil"],
         capture_output=True,
+        env={**os.environ, "FAILURELENS_AUTH_TOKEN": TOKEN},
         text=True,
         timeout=120,
     )

@@ -36,7 +36,7 @@ def _tool(name: str) -> str:
 def test_the_alert_rules_pass_promtool_checks_and_unit_tests():
     check = subprocess.run([_tool("promtool"), "check", "rules", str(DEPLOY / "alerts.yml")], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 6 rules found" in check.stdout
+    assert "SUCCESS: 7 rules found" in check.stdout
     unit = subprocess.run([_tool("promtool"), "test", "rules", "alerts_test.yml"], cwd=DEPLOY, capture_output=True, text=True)
     assert unit.returncode == 0, unit.stdout + unit.stderr
     assert "alerts.yml" in yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["rule_files"]
@@ -137,7 +137,7 @@ def test_a_real_prometheus_scrapes_the_stack_and_sees_a_pipeline_run(tmp_path):
         assert len(exprs) >= 15 and len(answered) >= len(exprs) - 4, sorted(set(exprs) - set(answered))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=10) as r:
             rules = json.loads(r.read())["data"]["groups"][0]["rules"]
-        assert len(rules) == 6 and all(rule["health"] == "ok" for rule in rules), rules
+        assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
         assert not [rule for rule in rules if rule["state"] == "firing"]
     finally:
         if prom is not None:

@@ -351,7 +351,7 @@ def test_cli_generate_and_register(tmp_path, monkeypatch, capsys):
     ap = argparse.ArgumentParser()
     ap.add_argument("--state-dir", default=str(tmp_path / "state"))
     ap.add_argument("--store", default=str(tmp_path / "store"))
-    ap.add_argument("--token", default="")
+    ap.add_argument("--token-file", default="")
     add_commands(ap.add_subparsers(dest="cmd", required=True))
 
     cfg = tmp_path / "tiny.json"

@@ -36,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="failurelens", description="Find, name and repair the failure modes of image classifiers.")
     ap.add_argument("--state-dir", default=DEFAULT_STATE, help="stack state folder (stack.json, logs, local store); env FAILURELENS_STATE_DIR")
     ap.add_argument("--store", default=os.environ.get("FAILURELENS_STORE", ""), help="artifact store URI (default: the stack's)")
-    ap.add_argument("--token", default=os.environ.get("FAILURELENS_AUTH_TOKEN", ""), help="bearer token (env FAILURELENS_AUTH_TOKEN)")
+    ap.add_argument(
+        "--token-file",
+        default="",
+        help="file holding the bearer token (default: env FAILURELENS_AUTH_TOKEN or FAILURELENS_AUTH_TOKEN_FILE; never on the command line)",
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     for group in COMMAND_GROUPS:
         group.add_commands(sub)

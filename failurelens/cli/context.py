@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from failurelens.clients import FailureLensClient
@@ -10,7 +11,8 @@ from failurelens.store import ArtifactStore, open_store
 
 
 def client(ns: argparse.Namespace) -> FailureLensClient:
-    return FailureLensClient.from_stack(ns.state_dir, token=ns.token or None)
+    token = Path(ns.token_file).read_text().strip() if ns.token_file else None
+    return FailureLensClient.from_stack(ns.state_dir, token=token)
 
 
 def store(ns: argparse.Namespace, c: Any) -> ArtifactStore:

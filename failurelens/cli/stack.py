@@ -13,6 +13,8 @@ from typing import Any
 
 from failurelens import topology
 from failurelens.cli.console import print_stack
+from failurelens.clients.client import token_from_env
+from failurelens.transport import Tls
 
 
 def add_commands(sub: Any) -> None:
@@ -26,7 +28,12 @@ def add_commands(sub: Any) -> None:
         help=f"services on BASE..BASE+{last}, metrics BASE+{topology.METRICS_OFFSET}.., Triton BASE+{topology.TRITON_OFFSET}..+2 "
         "(default: free ports)",
     )
-    up.add_argument("--auth-token", default="", help="require this bearer token on every RPC")
+    up.add_argument(
+        "--auth-token-file",
+        default="",
+        help="require the bearer token in this file on every RPC (or env FAILURELENS_AUTH_TOKEN / FAILURELENS_AUTH_TOKEN_FILE); "
+        "more tokens with roles: FAILURELENS_AUTH_TOKENS_FILE. TLS: FAILURELENS_TLS_CERT_FILE, _KEY_FILE, _CA_FILE, _CLIENT_CA_FILE",
+    )
     up.add_argument("--timeout", type=float, default=180.0)
     up.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop the running stack").set_defaults(fn=cmd_down)
@@ -42,8 +49,9 @@ def cmd_up(ns: argparse.Namespace) -> int:
         return 1
     if ns.detach:
         return _up_detached(ns)
-    token = ns.auth_token or os.environ.get("FAILURELENS_AUTH_TOKEN", "")
-    stack = Stack(ns.state_dir, store=ns.store, base_port=ns.base_port, auth_token=token)
+    token = Path(ns.auth_token_file).read_text().strip() if ns.auth_token_file else token_from_env() or ""
+    tls = Tls.from_env()
+    stack = Stack(ns.state_dir, store=ns.store, base_port=ns.base_port, auth_token=token, tls=tls if tls.serves_tls else None)
     stop = {"flag": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -72,8 +80,8 @@ def _up_detached(ns: argparse.Namespace) -> int:
     args = [sys.executable, "-m", "failurelens.cli", "--state-dir", ns.state_dir] + (["--store", ns.store] if ns.store else [])
     args += ["up", "--timeout", str(ns.timeout), "--base-port", str(ns.base_port)]
     env = dict(os.environ)
-    if ns.auth_token:
-        env["FAILURELENS_AUTH_TOKEN"] = ns.auth_token
+    if ns.auth_token_file:
+        env["FAILURELENS_AUTH_TOKEN_FILE"] = ns.auth_token_file
     with open(log, "ab") as fh:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     deadline = time.monotonic() + ns.timeout + 30
@@ -108,6 +116,8 @@ def cmd_status(ns: argparse.Namespace) -> int:
     if rec is None:
         print(f"no stack recorded in {ns.state_dir}")
         return 1
+    tls = Tls.from_env()
+    tls = tls if tls.dials_tls else Tls(ca_file=rec.get("tls_ca_file", ""))
     bad = 0
     if rec.get("triton"):
         t = rec["triton"]
@@ -117,7 +127,7 @@ def cmd_status(ns: argparse.Namespace) -> int:
         print(f"{'triton':16s} {t['grpc']:22s} {state}" + (f"  (restarted {t['restarts']}x)" if t.get("restarts") else ""))
     for name, s in rec["services"].items():
         try:
-            status = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING"}.get(check_health(s["address"]), "?")
+            status = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING"}.get(check_health(s["address"], tls=tls), "?")
         except Exception as exc:
             status = f"DOWN ({type(exc).__name__})"
         bad += status != "SERVING"

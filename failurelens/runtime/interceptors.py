@@ -4,9 +4,11 @@
    (``grpc_server_started_total``, ``grpc_server_handled_total``, ``grpc_server_msg_received_total``,
    ``grpc_server_msg_sent_total``, ``grpc_server_handling_seconds``), so every outcome is counted,
    refused calls included;
-2. :class:`AuthInterceptor` — bearer-token auth (``authorization: Bearer <token>``, constant-time
-   compare) except for exempt methods (health checks, so that probes work);
-3. :class:`ErrorInterceptor` — exceptions to statuses through :mod:`failurelens.runtime.status`.
+2. :class:`AuthInterceptor` — bearer tokens with roles (``authorization: Bearer <token>``,
+   constant-time compare; :mod:`failurelens.runtime.auth`) except for exempt methods (health
+   checks, so that probes work);
+3. :class:`RateLimitInterceptor` — calls a second per client, when configured;
+4. :class:`ErrorInterceptor` — exceptions to statuses through :mod:`failurelens.runtime.status`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from failurelens import errors
 from failurelens.runtime import status
+from failurelens.runtime.auth import READ, RateLimiter, TokenTable, client_key
 
 HEALTH_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -146,11 +149,30 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         return rewrap(handler, unary, stream)
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls without the right bearer token with UNAUTHENTICATED (exempt methods pass)."""
+def _authorization(metadata: Iterable[Any]) -> bytes | None:
+    value = next((item.value for item in metadata if item.key == "authorization"), None)
+    return value.encode() if isinstance(value, str) else value
 
-    def __init__(self, token: str, exempt: Iterable[str] = HEALTH_METHODS) -> None:
-        self._token = token.encode()
+
+def _refuse(handler: grpc.RpcMethodHandler, refusal: errors.Error, method: str) -> grpc.RpcMethodHandler:
+    async def unary(inner: Handler, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await status.abort(context, refusal, method)
+
+    async def stream(inner: Handler, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await status.abort(context, refusal, method)
+        yield  # pragma: no cover - abort raises
+
+    return rewrap(handler, unary, stream)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Bearer tokens with roles (:mod:`failurelens.runtime.auth`): no or an unknown token is
+    UNAUTHENTICATED, a read token calling a method that changes state is PERMISSION_DENIED; exempt
+    methods (health) pass."""
+
+    def __init__(self, tokens: TokenTable, read_methods: frozenset[str], exempt: Iterable[str] = HEALTH_METHODS) -> None:
+        self._tokens = tokens
+        self._read = read_methods
         self._exempt = frozenset(exempt)
 
     async def intercept_service(
@@ -159,33 +181,68 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or details.method in self._exempt:
             return handler
-        refusal = self._refusal(details.invocation_metadata or ())
-        if refusal is None:
-            return handler
+        refusal = self._refusal(_authorization(details.invocation_metadata or ()), details.method)
+        return handler if refusal is None else _refuse(handler, refusal, details.method)
 
-        async def unary(inner: Handler, request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await status.abort(context, refusal, details.method)
-
-        async def stream(inner: Handler, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            await status.abort(context, refusal, details.method)
-            yield  # pragma: no cover - abort raises
-
-        return rewrap(handler, unary, stream)
-
-    def _refusal(self, metadata: Iterable[Any]) -> errors.Unauthenticated | None:
-        value = next((item.value for item in metadata if item.key == "authorization"), None)
+    def _refusal(self, value: bytes | None, method: str) -> errors.Error | None:
         if value is None:
             return errors.Unauthenticated(
-                "missing bearer token: send metadata 'authorization: Bearer <token>' (the token the server was started with, FAILURELENS_AUTH_TOKEN)"
+                "missing bearer token: send metadata 'authorization: Bearer <token>' (the service's FAILURELENS_AUTH_TOKEN or a token of "
+                "its FAILURELENS_AUTH_TOKENS_FILE)"
             )
-        if isinstance(value, str):
-            value = value.encode()
         scheme, _, token = value.partition(b" ")
-        if scheme.lower() != b"bearer" or not token:
+        if scheme.lower() != b"bearer" or not token.strip():
             return errors.Unauthenticated("malformed authorization metadata: expected 'Bearer <token>'")
-        if not hmac.compare_digest(token.strip(), self._token):
+        principal = self._tokens.lookup(token.strip())
+        if principal is None:
             return errors.Unauthenticated("invalid bearer token")
+        if principal.role == READ and method not in self._read:
+            return errors.PermissionDenied(f"{method} changes state and your token has role read; call it with a token of role write")
         return None
+
+
+class RateLimitInterceptor(grpc.aio.ServerInterceptor):
+    """RESOURCE_EXHAUSTED once a client (its token, else its address) calls faster than the limit;
+    the stack's own service token and exempt methods (health) are not limited."""
+
+    def __init__(self, limiter: RateLimiter, internal_token: str = "", exempt: Iterable[str] = HEALTH_METHODS) -> None:
+        self._limiter = limiter
+        self._internal = f"Bearer {internal_token}".encode() if internal_token else None
+        self._exempt = frozenset(exempt)
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if handler is None or details.method in self._exempt:
+            return handler
+        authorization = _authorization(details.invocation_metadata or ())
+        if self._internal is not None and authorization is not None and hmac.compare_digest(authorization, self._internal):
+            return handler
+        limiter, method = self._limiter, details.method
+
+        def check(context: grpc.aio.ServicerContext) -> errors.Error | None:
+            wait = limiter.take(client_key(authorization, context.peer() or ""))
+            if not wait:
+                return None
+            return errors.ResourceExhausted(
+                f"rate limit: at most {limiter.rate:g} calls a second per client (bursts of {limiter.burst:g}); retry in {wait:.2f} s"
+            )
+
+        async def unary(inner: Handler, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            refusal = check(context)
+            if refusal is not None:
+                await status.abort(context, refusal, method)
+            return await inner(request, context)
+
+        async def stream(inner: Handler, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            refusal = check(context)
+            if refusal is not None:
+                await status.abort(context, refusal, method)
+            async for item in _iterate(inner, request, context):
+                yield item
+
+        return rewrap(handler, unary, stream)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -219,10 +276,18 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         return rewrap(handler, unary, stream)
 
 
-def interceptors(metrics: GrpcMetrics, auth_token: str = "") -> list[grpc.aio.ServerInterceptor]:
+def interceptors(
+    metrics: GrpcMetrics,
+    tokens: TokenTable | None = None,
+    read_methods: frozenset[str] = frozenset(),
+    limiter: RateLimiter | None = None,
+    internal_token: str = "",
+) -> list[grpc.aio.ServerInterceptor]:
     """The runtime's interceptor chain, outermost first."""
     chain: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(metrics)]
-    if auth_token:
-        chain.append(AuthInterceptor(auth_token))
+    if tokens is not None:
+        chain.append(AuthInterceptor(tokens, read_methods))
+    if limiter is not None:
+        chain.append(RateLimitInterceptor(limiter, internal_token))
     chain.append(ErrorInterceptor())
     return chain

@@ -5,7 +5,8 @@ A peer's address comes from ``FAILURELENS_PEERS`` (``registry=host:port,embeddin
 as in the compose file) or, on the local stack, from the port file the peer wrote when it
 started (``<state_dir>/ports/<name>``), read when it is first needed, so services may start in
 any order and keep working when a peer restarts on its port. Calls carry the service's bearer
-token and the caller's remaining deadline.
+token and the caller's remaining deadline, over TLS when the service has the peers' CA
+(``FAILURELENS_TLS_CA_FILE``), showing its own certificate (mutual TLS).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import grpc
 
 from failurelens import errors, topology
 from failurelens.runtime.config import ServiceConfig
+from failurelens.transport import open_channel
 
 
 class _Token(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -46,6 +48,7 @@ class Peers:
         self._explicit = dict(item.split("=", 1) for item in config.peers.split(",") if "=" in item)
         self._ports = Path(config.state_dir) / "ports"
         self._token = config.auth_token
+        self._tls = config.tls()
         self._channels: dict[str, tuple[str, grpc.Channel]] = {}
         self._lock = threading.Lock()
 
@@ -70,7 +73,7 @@ class Peers:
                 if known is not None:
                     known[1].close()
                 channel = grpc.intercept_channel(
-                    grpc.insecure_channel(address, options=[("grpc.max_reconnect_backoff_ms", 2000)]), _Token(self._token)
+                    open_channel(address, self._tls, options=[("grpc.max_reconnect_backoff_ms", 2000)]), _Token(self._token)
                 )
                 self._channels[name] = known = (address, channel)
         return topology.BY_NAME[name].stub(known[1])

@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
+from failurelens.runtime.auth import RateLimiter, TokenTable, read_only_methods
 from failurelens.runtime.config import ServiceConfig
 from failurelens.runtime.interceptors import GrpcMetrics, interceptors
 from failurelens.runtime.jobs import JobRegistry
@@ -86,10 +87,13 @@ class Server:
             ("grpc.max_send_message_length", cfg.max_send_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(interceptors=interceptors(self._metrics, cfg.auth_token), options=options)
         bindings = list(self._build(ServiceContext(self.name, cfg, self.jobs, self.metrics_registry)))
         bindings.append(Binding(self.jobs, jobs_pb2_grpc.add_JobsServicer_to_server, jobs_pb2.DESCRIPTOR.services_by_name["Jobs"]))
         self._bindings = bindings
+        tokens = TokenTable.from_settings(cfg.auth_token, cfg.auth_tokens_file)
+        limiter = RateLimiter(cfg.rate_limit_per_second, cfg.rate_limit_burst) if cfg.rate_limit_per_second > 0 else None
+        chain = interceptors(self._metrics, tokens, read_only_methods(b.descriptor for b in bindings), limiter, cfg.auth_token)
+        server = grpc.aio.server(interceptors=chain, options=options)
         for b in bindings:
             b.add(b.servicer, server)
             self.service_names.append(b.descriptor.full_name)
@@ -97,7 +101,9 @@ class Server:
         reflection.enable_server_reflection(
             self.service_names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
         )
-        self.port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+        credentials = cfg.tls().server_credentials()
+        address = f"{cfg.host}:{cfg.port}"
+        self.port = server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
         if self.port == 0:
             raise RuntimeError(f"could not bind {cfg.host}:{cfg.port}")
         await server.start()
@@ -112,7 +118,16 @@ class Server:
             tmp = Path(cfg.port_file + ".tmp")
             tmp.write_text(f"{self.port} {self.metrics_port}\n")
             os.replace(tmp, cfg.port_file)
-        log.info("%s serving on %s:%d (metrics :%d, auth %s)", self.name, cfg.host, self.port, self.metrics_port, "on" if cfg.auth_token else "off")
+        log.info(
+            "%s serving on %s:%d (metrics :%d, auth %s, %s, rate limit %s)",
+            self.name,
+            cfg.host,
+            self.port,
+            self.metrics_port,
+            "off" if tokens is None else "on",
+            "plaintext" if credentials is None else ("mutual TLS" if cfg.tls_client_ca_file else "TLS"),
+            f"{cfg.rate_limit_per_second:g}/s per client" if limiter else "off",
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first (load balancers drain), then stop with grace, then cancel jobs."""

@@ -25,13 +25,17 @@ _sym_db = _symbol_database.Default()
 from failurelens.v1 import common_pb2 as failurelens_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66\x61ilurelens/v1/jobs.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1b\x66\x61ilurelens/v1/common.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\":\n\x0fListJobsRequest\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.failurelens.v1.JobState\"5\n\x10ListJobsResponse\x12!\n\x04jobs\x18\x01 \x03(\x0b\x32\x13.failurelens.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t2\xd7\x01\n\x04Jobs\x12<\n\x06GetJob\x12\x1d.failurelens.v1.GetJobRequest\x1a\x13.failurelens.v1.Job\x12M\n\x08ListJobs\x12\x1f.failurelens.v1.ListJobsRequest\x1a .failurelens.v1.ListJobsResponse\x12\x42\n\tCancelJob\x12 .failurelens.v1.CancelJobRequest\x1a\x13.failurelens.v1.Jobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66\x61ilurelens/v1/jobs.proto\x12\x0e\x66\x61ilurelens.v1\x1a\x1b\x66\x61ilurelens/v1/common.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\":\n\x0fListJobsRequest\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.failurelens.v1.JobState\"5\n\x10ListJobsResponse\x12!\n\x04jobs\x18\x01 \x03(\x0b\x32\x13.failurelens.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t2\xe1\x01\n\x04Jobs\x12\x41\n\x06GetJob\x12\x1d.failurelens.v1.GetJobRequest\x1a\x13.failurelens.v1.Job\"\x03\x90\x02\x01\x12R\n\x08ListJobs\x12\x1f.failurelens.v1.ListJobsRequest\x1a .failurelens.v1.ListJobsResponse\"\x03\x90\x02\x01\x12\x42\n\tCancelJob\x12 .failurelens.v1.CancelJobRequest\x1a\x13.failurelens.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'failurelens.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_JOBS'].methods_by_name['GetJob']._loaded_options = None
+  _globals['_JOBS'].methods_by_name['GetJob']._serialized_options = b'\220\002\001'
+  _globals['_JOBS'].methods_by_name['ListJobs']._loaded_options = None
+  _globals['_JOBS'].methods_by_name['ListJobs']._serialized_options = b'\220\002\001'
   _globals['_GETJOBREQUEST']._serialized_start=74
   _globals['_GETJOBREQUEST']._serialized_end=105
   _globals['_LISTJOBSREQUEST']._serialized_start=107
@@ -41,5 +45,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELJOBREQUEST']._serialized_start=222
   _globals['_CANCELJOBREQUEST']._serialized_end=256
   _globals['_JOBS']._serialized_start=259
-  _globals['_JOBS']._serialized_end=474
+  _globals['_JOBS']._serialized_end=484
 # @@protoc_insertion_point(module_scope)
