@@ -36,6 +36,8 @@ from failurelens.triton.client import TritonClient
 from failurelens.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger(__name__)
+#: how long loading a feature-attack model in Triton may take
+ATTACK_LOAD_TIMEOUT_S = 300.0
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
@@ -305,7 +307,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         attack = name + trepo.ATTACK_SUFFIX
         try:
             trepo.write_attack_model(self.repo_dir, name, onnx_bytes, pp.mean, pp.std, pp.input_size)
-            self.triton.load_model(attack)
+            # its python stub imports torch and converts the graph: tens of seconds on a busy CPU host
+            self.triton.load_model(attack, timeout_s=ATTACK_LOAD_TIMEOUT_S)
             return attack
         except Exception:
             log.warning("could not install the feature-attack model %s; feature attacks will be unavailable", attack, exc_info=True)

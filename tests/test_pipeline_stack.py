@@ -1,14 +1,20 @@
 """The pipeline service through the real stack: durable runs (idempotent submission, reuse of
 finished stages, resume after the pipeline is killed mid-stage, cancellation that leaves nothing
 half-written), any dataset and classifier (no robust extractor, no image-text model, no attribute
-columns, one split, 2 and 100 classes), and the HTML report read in a real headless browser."""
+columns, one split, 2 and 100 classes), and the HTML report read in a real headless browser.
+
+The stack serves mutual TLS with certificates made here and requires bearer tokens with roles:
+every call below, the services' calls to each other included, goes through both; the Node.js
+client (clients/node) drives it too."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -26,7 +32,9 @@ from failurelens.workflow import pipeline as wf
 from failurelens.world.config import default_config
 from failurelens.world.generate import generate_world, load_world
 from failurelens.world.vocabulary import world_vocabulary
+from failurelens.transport import Tls
 from tests._fixtures.analysis import world_analysis
+from tests._fixtures.certs import make_pki
 from tests._fixtures.shapes import _tiny_cnn, export_onnx
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
@@ -37,6 +45,7 @@ MODEL = "world-convnet-a"
 PEERS = ["world-convnet-b", "world-resnet-a"]
 #: screenshots of the report, kept as test artifacts
 ARTIFACTS = Path(os.environ.get("FAILURELENS_TEST_ARTIFACTS", ROOT / ".state" / "test-artifacts"))
+READER, WRITER = secrets.token_hex(16), secrets.token_hex(16)
 SUCCEEDED, FAILED, CANCELLED = common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED
 
 
@@ -49,11 +58,18 @@ def w(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pipeline")
     cfg = default_config().with_splits({"train": 24, "val": 24, "test": 1800, "balanced": 12})
     generate_world(cfg, tmp / "world", workers=2)
-    stack = Stack(tmp / "state").start()
+    pki = make_pki(tmp / "pki")
+    tokens = tmp / "tokens"
+    tokens.write_text(f"read {READER}\nwrite {WRITER}\n")
+    services_tls = Tls(ca_file=str(pki.ca), cert_file=str(pki.server_cert), key_file=str(pki.server_key), client_ca_file=str(pki.ca))
+    stack = Stack(
+        tmp / "state", auth_token=secrets.token_hex(16), tls=services_tls, extra_env={"FAILURELENS_AUTH_TOKENS_FILE": str(tokens)}
+    ).start()
     try:
         x = W()
-        x.stack, x.tmp = stack, tmp
-        x.client = FailureLensClient(stack.addresses())
+        x.stack, x.tmp, x.pki = stack, tmp, pki
+        x.tls = Tls(ca_file=str(pki.ca), cert_file=str(pki.client_cert), key_file=str(pki.client_key))
+        x.client = FailureLensClient(stack.addresses(), token=WRITER, tls=x.tls)
         x.st = open_store(stack.store)
         register_world(x.client, x.st, tmp / "world")
         register_world_models(x.client, x.st, REPO)
@@ -231,7 +247,7 @@ def test_a_run_resumes_after_the_pipeline_service_is_killed_mid_stage(w):
     sp = w.stack.procs["pipeline"]
     address, pid = sp.address, sp.proc.pid
     os.killpg(pid, signal.SIGKILL)
-    _wait(lambda: w.stack.procs["pipeline"].proc.pid != pid and _serving(address), 120, "the pipeline was not restarted")
+    _wait(lambda: w.stack.procs["pipeline"].proc.pid != pid and _serving(w, address), 120, "the pipeline was not restarted")
     done = _wait(lambda: (r := _get(w, run_id)).state in (SUCCEEDED, FAILED, CANCELLED) and r, 600, "the resumed run to finish")
     assert done.state == SUCCEEDED, done.error
     assert w.client.watch_run(run_id, timeout=60).state == SUCCEEDED  # a finished run answers a watch at once
@@ -241,9 +257,9 @@ def test_a_run_resumes_after_the_pipeline_service_is_killed_mid_stage(w):
     assert not _stage(done, "evidence").reused and done.report.uri
 
 
-def _serving(address: str) -> bool:
+def _serving(w, address: str) -> bool:
     try:
-        return check_health(address, timeout=1.0) == 1
+        return check_health(address, timeout=1.0, tls=w.tls) == 1
     except grpc.RpcError:
         return False
 
@@ -312,7 +328,7 @@ def test_the_cli_analyzes_lists_and_exits_with_codes_pipelines_can_act_on(w):
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "failurelens.cli", "--state-dir", str(w.stack.state_dir), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_client_env(w, WRITER))
 
     common = ["--dataset", "world", "--model", MODEL, "--features", "world-robust", "--clip", "world-clip", "--vocabulary", w.vocab]
     ok = cli("analyze", *common, "--request-id", "cli-1", "--out", str(w.tmp / "reports"), "--json", "--title", "from the CLI")
@@ -328,3 +344,48 @@ def test_the_cli_analyzes_lists_and_exits_with_codes_pipelines_can_act_on(w):
     assert refused.returncode == 1 and "NOT_FOUND" in refused.stderr
     listed = json.loads(cli("runs", "list", "--json").stdout)
     assert {doc["run_id"]} <= {r["run_id"] for r in listed}
+
+
+# ------------------------------------------------------------------------------- the Node.js client
+NODE_CLI = ROOT / "clients" / "node" / "bin" / "failurelens.js"
+
+
+def _client_env(w, token: str, **extra: str) -> dict[str, str]:
+    """A pipeline's environment: the stack's record, a token, and this client's certificate (mutual TLS)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAILURELENS_TLS_", "FAILURELENS_AUTH_"))}
+    env.update({"FAILURELENS_STATE_DIR": str(w.stack.state_dir), "FAILURELENS_AUTH_TOKEN": token, **w.tls.env(), **extra})
+    return env
+
+
+def _node(w, token: str, *args: str, **extra: str) -> tuple[int, object, str]:
+    out = subprocess.run(
+        ["node", str(NODE_CLI), *args], capture_output=True, text=True, timeout=600, env=_client_env(w, token, FAILURELENS_PROGRESS="1", **extra)
+    )
+    return out.returncode, json.loads(out.stdout) if out.stdout.strip() else None, out.stderr
+
+
+def test_the_node_client_checks_health_lists_datasets_and_runs_a_pipeline_over_mutual_tls(w):
+    code, health, err = _node(w, READER, "health")
+    assert code == 0 and set(health) == set(w.stack.addresses()) and set(health.values()) == {"SERVING"}, err
+    code, datasets, err = _node(w, READER, "datasets")
+    world = next(d for d in datasets if d["dataset_id"] == "world")
+    assert code == 0 and world["num_rows"] >= 1800 and world["classes"] == len(load_world(w.tmp / "world").config.classes), (datasets, err)
+    request = w.tmp / "node-request.json"
+    fields = world_analysis(MODEL, w.vocab, peer_model_ids=PEERS, title="world-convnet-a on the world")
+    request.write_text(json.dumps({"request_id": "node-1", **{k: v for k, v in fields.items() if v is not None}}))
+    # a read token may look but not run; a client without a certificate is not let in
+    code, refused, _ = _node(w, READER, "analyze", str(request))
+    assert code == 1 and refused["error"]["code"] == "PERMISSION_DENIED"
+    code, _, err = _node(w, READER, "datasets", FAILURELENS_TLS_CERT_FILE="", FAILURELENS_TLS_KEY_FILE="")
+    assert code == 1 and "UNAVAILABLE" in err
+    code, _, err = _node(w, "not-a-token", "datasets")
+    assert code == 1 and "UNAUTHENTICATED" in err
+    # the run: the same inputs as the first run of this module, so every stage is reused
+    code, run, err = _node(w, WRITER, "analyze", str(request))
+    assert code == 0 and run["state"] == "JOB_STATE_SUCCEEDED", (run, err)
+    assert run["report"].endswith("report.html") and all(s["reused"] for s in run["stages"]), run
+    assert _get(w, run["run_id"]).state == SUCCEEDED
+    code, watched, _ = _node(w, READER, "watch", run["run_id"])
+    assert code == 0 and watched["run_id"] == run["run_id"] and watched["state"] == "JOB_STATE_SUCCEEDED"
+    code, runs, _ = _node(w, READER, "runs")
+    assert code == 0 and run["run_id"] in {r["run_id"] for r in runs}

@@ -14,13 +14,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -c requirements.lock -e ".[dev]"
   echo "$want" > "$stamp"
 fi
-# Debian packages the tests start: the system's headless Chromium (the report's browser test) and a
-# real Prometheus server with promtool (the monitoring test).
+# Debian packages the tests start: the system's headless Chromium (the report's browser test), a
+# real Prometheus server with promtool (the monitoring test), Node.js and npm (the Node.js client).
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1 \
-  || ! command -v promtool >/dev/null 2>&1; then
+  || ! command -v promtool >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus nodejs npm >/dev/null
   else
-    echo "bootstrap: install Debian's chromium, chromium-driver and prometheus for the browser and monitoring tests" >&2
+    echo "bootstrap: install Debian's chromium, chromium-driver, prometheus, nodejs and npm for the browser, monitoring and Node.js tests" >&2
   fi
+fi
+# The Node.js client's pinned packages (package-lock.json), when they changed.
+node_stamp=clients/node/node_modules/.failurelens-installed
+node_want=$(sha256sum clients/node/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
+  (cd clients/node && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  echo "$node_want" > "$node_stamp"
 fi

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from pathlib import Path
 
 from .base import (
     MAX_KEY_LENGTH,
@@ -23,6 +24,8 @@ from .base import (
     ObjectNotFoundError,
     ReadableStream,
     StoreError,
+    StoreFullError,
+    StoreUnavailableError,
     validate_key,
     validate_prefix,
 )
@@ -42,6 +45,8 @@ __all__ = [
     "ReadableStream",
     "S3Store",
     "StoreError",
+    "StoreFullError",
+    "StoreUnavailableError",
     "open_store",
     "validate_key",
     "validate_prefix",
@@ -93,12 +98,27 @@ def _parse_bool(name: str, value: str, uri: str) -> bool:
     raise ValueError(f"store URI {uri!r}: {name}={value!r} is not a boolean; use true or false")
 
 
+def _secret(name: str) -> str | None:
+    """``name`` from the environment, else the contents of the file ``<name>_FILE`` names (a secret)."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    file = os.environ.get(f"{name}_FILE")
+    if not file:
+        return None
+    try:
+        return Path(file).read_text().strip() or None
+    except OSError as exc:
+        raise ValueError(f"{name}_FILE={file!r} cannot be read: {exc.strerror}") from None
+
+
 def _credentials() -> tuple[str | None, str | None]:
-    """The FAILURELENS_S3_* pair if its access key is set, else the AWS_* pair."""
-    env = os.environ
-    if env.get("FAILURELENS_S3_ACCESS_KEY"):
-        return env.get("FAILURELENS_S3_ACCESS_KEY"), env.get("FAILURELENS_S3_SECRET_KEY")
-    return env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    """The FAILURELENS_S3_* pair (each from the environment or a ``*_FILE``) if its access key is set,
+    else the AWS_* pair."""
+    access_key = _secret("FAILURELENS_S3_ACCESS_KEY")
+    if access_key:
+        return access_key, _secret("FAILURELENS_S3_SECRET_KEY")
+    return os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
 
 
 def _open_s3(uri: str) -> S3Store:
@@ -130,7 +150,7 @@ def _open_s3(uri: str) -> S3Store:
     if not access_key or not secret_key:
         raise ValueError(
             f"store URI {uri!r} needs credentials: set FAILURELENS_S3_ACCESS_KEY and FAILURELENS_S3_SECRET_KEY "
-            "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+            "(or their *_FILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
         )
     return S3Store(
         endpoint,

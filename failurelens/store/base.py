@@ -37,6 +37,14 @@ class StoreError(errors.Internal):
     """Base class of store errors (a failed write or an unreadable object: INTERNAL)."""
 
 
+class StoreUnavailableError(errors.Unavailable, StoreError):
+    """The store cannot be reached (its server is down or unreachable): UNAVAILABLE, retry later."""
+
+
+class StoreFullError(errors.ResourceExhausted, StoreError):
+    """The store has no space left for a write: RESOURCE_EXHAUSTED."""
+
+
 class InvalidKeyError(errors.InvalidArgument, StoreError):
     """The key or URI is not acceptable (``..``, absolute, wrong bucket, ...)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import copy
+import errno
 import fcntl
 import hashlib
 import mimetypes
@@ -25,6 +26,7 @@ from .base import (
     ObjectNotFoundError,
     ReadableStream,
     StoreError,
+    StoreFullError,
     check_npy_header,
     validate_key,
     validate_prefix,
@@ -134,6 +136,9 @@ class LocalStore(ArtifactStore):
                     raise
             except (FileExistsError, NotADirectoryError):
                 raise StoreError(f"cannot write {key!r}: a parent of it is an object, not a folder") from None
+            except OSError as exc:
+                self._write_failed()
+                raise self._full(exc, key) from exc
         try:
             with os.fdopen(fd, "wb") as f:
                 for chunk in chunks:
@@ -146,18 +151,26 @@ class LocalStore(ArtifactStore):
                 os.replace(tmp, path)
             except IsADirectoryError:
                 raise StoreError(f"cannot write {key!r}: a folder of that name exists") from None
-        except BaseException:
+        except BaseException as exc:
             self._write_failed()
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+            if isinstance(exc, OSError):
+                raise self._full(exc, key) from exc
             raise
         if self._sync:
             _fsync_dir(path.parent)
         st = path.stat()
         self._wrote(st.st_size)
         return ObjectInfo(key, st.st_size, _etag(st), "")
+
+    def _full(self, exc: OSError, key: str) -> OSError | StoreFullError:
+        """``exc`` as :class:`StoreFullError` when the filesystem is out of space (or quota)."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StoreFullError(f"artifact store {self.root} is out of space writing {key!r}: free space or grow its volume")
+        return exc
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[ArtifactStore]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import inspect
 import io
 import os
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from .base import (
     ObjectNotFoundError,
     ReadableStream,
     StoreError,
+    StoreUnavailableError,
     validate_key,
     validate_prefix,
 )
@@ -33,6 +35,40 @@ MIN_PART_SIZE = 5 * MiB  # S3's limit for every part but the last
 MAX_PART_SIZE = 5 * 1024 * MiB
 READ_BUFFER_SIZE = 1 * MiB
 _MISSING_KEY = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
+
+
+class _Reachable:
+    """The SDK client with connection failures (the server down or unreachable, after the HTTP
+    client's retries) raised as :class:`StoreUnavailableError` naming the store, also while a
+    listing is iterated."""
+
+    def __init__(self, client: Minio, store: S3Store) -> None:
+        self._client = client
+        self._store = store
+
+    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
+        reason = getattr(exc, "reason", None) or exc
+        return StoreUnavailableError(f"artifact store {self._store!r} is unreachable ({type(reason).__name__}); try again once it is back")
+
+    def _iterate(self, items: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from items
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._unavailable(exc) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = attr(*args, **kwargs)
+            except urllib3.exceptions.HTTPError as exc:
+                raise self._unavailable(exc) from exc
+            return self._iterate(result) if inspect.isgenerator(result) else result
+
+        return call
 
 
 class S3Store(ArtifactStore):
@@ -69,7 +105,9 @@ class S3Store(ArtifactStore):
             ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
             retries=Retry(total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
-        self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region, http_client=http)
+        self.client = cast(
+            Minio, _Reachable(Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region, http_client=http), self)
+        )
         self._prefix = f"s3://{bucket}/"
         if create_bucket:
             self._ensure_bucket(region)
