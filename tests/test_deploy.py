@@ -106,11 +106,13 @@ def test_the_image_is_slim_pinned_and_runs_unprivileged():
 def test_the_secrets_script_makes_what_the_services_and_the_probe_accept(tmp_path):
     """tools/make_secrets.sh's certificate, CA and tokens, used as compose mounts them: the service
     serves mutual TLS with them, the container's health probe passes, a read token reads."""
-    from tests.test_runtime import build_fake
     from tests._fixtures.servers import running
+    from tests.test_runtime import build_fake
 
     out = tmp_path / "secrets"
-    made = subprocess.run(["bash", "tools/make_secrets.sh"], cwd=ROOT, env={**os.environ, "FAILURELENS_SECRETS_DIR": str(out)}, capture_output=True, text=True)
+    made = subprocess.run(
+        ["bash", "tools/make_secrets.sh"], cwd=ROOT, env={**os.environ, "FAILURELENS_SECRETS_DIR": str(out)}, capture_output=True, text=True
+    )
     assert made.returncode == 0, made.stderr
     assert (out / "tls_ca.key").stat().st_mode & 0o777 == 0o600 and out.stat().st_mode & 0o777 == 0o700
     files = {

@@ -42,7 +42,8 @@ from failurelens.errors import InvalidArgument
 from failurelens.stack import Stack, alive, check_health, read_record, triton_health
 from failurelens.store import open_store
 from failurelens.triton.launcher import ADMIN_KEY_HEADER, process_group_members
-from failurelens.v1 import common_pb2, embedding_pb2, registry_pb2
+from failurelens.v1 import common_pb2, embedding_pb2, jobs_pb2, registry_pb2
+from tests._fixtures.proxy import TcpProxy
 from tests._fixtures.s3server import s3_server
 from tests._fixtures.shapes import MEAN, STD, export_onnx, train_tiny_classifier, write_dataset
 
@@ -99,9 +100,13 @@ def s3(tmp_path_factory, data) -> Iterator[W]:
         env = {"FAILURELENS_S3_ACCESS_KEY": ak, "FAILURELENS_S3_SECRET_KEY": sk}
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
+        proxy = TcpProxy(endpoint).start()  # the stack reaches the S3 server through it: a test can cut it off
         try:
-            yield from _stack(tmp, f"s3://integrity?endpoint={endpoint}&secure=false", env, data)
+            for w in _stack(tmp, f"s3://integrity?endpoint={proxy.address}&secure=false", env, data):
+                w.proxy = proxy
+                yield w
         finally:
+            proxy.stop()
             for k, v in old.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
@@ -511,3 +516,94 @@ def test_bad_names_pixel_limits_and_messages(local: W, tmp_path: Path):
 
     with pytest.raises(ImageDecodeError, match=r"= 50 MP; the limit is 40 MP"):
         decode_image(big.getvalue())
+
+
+# ------------------------------------------------------------------------------------ 9. faults
+def test_the_s3_server_going_away_mid_job_fails_it_with_unavailable_and_a_rerun_succeeds(s3: W):
+    """The store's server is cut off after the first batch and comes back 10 s later (its data
+    kept, as MinIO's volume keeps it): the job ends UNAVAILABLE naming the store, leaves nothing
+    under its id, and the same request succeeds once the store is back."""
+    w = s3
+    cut = threading.Event()
+
+    def cut_on_first_batch(p: common_pb2.Progress) -> None:
+        if p.stage == "embed" and p.done > 0 and not cut.is_set():
+            cut.set()
+            w.proxy.stop()
+            threading.Timer(10.0, w.proxy.start).start()
+
+    request = {"dataset_id": "shapes", "model_id": "tiny", "splits": ["train"], "batch_size": 2, "embedding_id": "outage", "overwrite": True}
+    with pytest.raises(FailureLensError) as e:
+        w.client.embed(on_progress=cut_on_first_batch, **request)
+    assert cut.is_set() and e.value.code == grpc.StatusCode.UNAVAILABLE, e.value
+    assert "artifact store" in e.value.details_text and "unreachable" in e.value.details_text
+    _wait(lambda: _reachable(w.store), 30, "the S3 server back")
+    assert not list(w.store.list("embeddings/outage/"))  # nothing half-written is visible
+    done = w.client.embed(**request)
+    assert done.num_rows == 160
+    _check_record(w, "embedding set", "outage", done)
+
+
+def _reachable(store) -> bool:
+    try:
+        list(store.list("datasets/", recursive=False))
+        return True
+    except Exception:
+        return False
+
+
+def test_a_full_filesystem_store_answers_resource_exhausted_and_leaves_no_partial_object(tmp_path: Path):
+    """A folder store on a 2 MB tmpfs, filled: the write fails with RESOURCE_EXHAUSTED naming the
+    store, through the registry over gRPC too, and no temporary or partial object is left."""
+    from failurelens.services import registry
+    from failurelens.store import StoreFullError
+    from tests._fixtures.servers import running
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    try:
+        store = open_store(str(mnt / "store"))
+        store.put_bytes("filler/a.bin", b"x" * (1024 * 1024))
+        with pytest.raises(StoreFullError, match=r"is out of space writing 'big/b\.bin'") as e:
+            store.put_bytes("big/b.bin", b"y" * (2 * 1024 * 1024))
+        assert e.value.canonical_code == "RESOURCE_EXHAUSTED"
+        assert not store.exists("big/b.bin") and not [p for p in (mnt / "store").rglob("*") if p.name.startswith(".tmp-")]
+        # through a service: a dataset registered into a store that its images filled up
+        store.delete("filler/a.bin")
+        rows = []
+        for i in range(3):
+            buf = io.BytesIO()
+            Image.new("RGB", (16, 16), (40 * i, 0, 0)).save(buf, format="PNG")
+            rows.append(f"{store.uri(store.put_bytes(f'uploads/m/{i}.png', buf.getvalue()).key)},0,test")
+        manifest = store.uri(store.put_bytes("uploads/m/manifest.csv", ("uri,label,split\n" + "\n".join(rows) + "\n").encode()).key)
+        vfs = os.statvfs(mnt)
+        with open(mnt / "filler.bin", "wb") as f:  # every block left, outside the store
+            f.write(b"z" * (vfs.f_bavail * vfs.f_frsize))
+        with running("registry", registry.build, store=str(mnt / "store"), triton_url="127.0.0.1:1") as ts:
+            with FailureLensClient({"registry": ts.address}) as client:
+                with pytest.raises(FailureLensError) as e:
+                    client.register_dataset(name="full", manifest_uri=manifest, class_names=["a"])
+        assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
+        assert "is out of space" in e.value.details_text and str(mnt / "store") in e.value.details_text
+        assert not list(store.list("datasets/full/")) and not [p for p in (mnt / "store").rglob("*") if p.name.startswith(".tmp-")]
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_client_that_disconnects_mid_stream_cancels_its_job_and_nothing_is_committed(local: W):
+    """Closing an Embed stream cancels its job (documented: jobs belong to their call; pipeline runs
+    outlive theirs): the job ends CANCELLED in the Jobs service and nothing is written under its id."""
+    w = local
+    it = w.client.embedding.Embed(
+        embedding_pb2.EmbedRequest(dataset_id="shapes", model_id="tiny", splits=["train"], batch_size=1, embedding_id="gone", overwrite=True),
+        timeout=120,
+    )
+    job_id = next(u for u in it if u.HasField("progress")).progress.job_id
+    it.cancel()
+    jobs = w.client.jobs("embedding")
+    md = (("authorization", f"Bearer {TOKEN}"),)
+    _wait(lambda: jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), metadata=md).state == common_pb2.JOB_STATE_CANCELLED, 60, "job cancelled")
+    time.sleep(1.0)
+    assert not w.store.exists("embeddings/gone/embedding.json") and not list(w.store.list("embeddings/gone/"))

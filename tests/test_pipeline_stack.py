@@ -27,12 +27,12 @@ from failurelens.clients import FailureLensClient, FailureLensError, upload_and_
 from failurelens.clients.main_job import register_world, register_world_models
 from failurelens.stack import Stack, check_health
 from failurelens.store import open_store
+from failurelens.transport import Tls
 from failurelens.v1 import common_pb2, pipeline_pb2
 from failurelens.workflow import pipeline as wf
 from failurelens.world.config import default_config
 from failurelens.world.generate import generate_world, load_world
 from failurelens.world.vocabulary import world_vocabulary
-from failurelens.transport import Tls
 from tests._fixtures.analysis import world_analysis
 from tests._fixtures.certs import make_pki
 from tests._fixtures.shapes import _tiny_cnn, export_onnx
@@ -62,9 +62,7 @@ def w(tmp_path_factory):
     tokens = tmp / "tokens"
     tokens.write_text(f"read {READER}\nwrite {WRITER}\n")
     services_tls = Tls(ca_file=str(pki.ca), cert_file=str(pki.server_cert), key_file=str(pki.server_key), client_ca_file=str(pki.ca))
-    stack = Stack(
-        tmp / "state", auth_token=secrets.token_hex(16), tls=services_tls, extra_env={"FAILURELENS_AUTH_TOKENS_FILE": str(tokens)}
-    ).start()
+    stack = Stack(tmp / "state", auth_token=secrets.token_hex(16), tls=services_tls, extra_env={"FAILURELENS_AUTH_TOKENS_FILE": str(tokens)}).start()
     try:
         x = W()
         x.stack, x.tmp, x.pki = stack, tmp, pki

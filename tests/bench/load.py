@@ -131,10 +131,14 @@ def main() -> int:
                     if i < args.embed_clients:
                         tally.timed(
                             "Embed",
-                            lambda: client.embed(dataset_id="world", model_id=MODEL, splits=["val"], embedding_id=f"load-e{i}-{n}", timeout=DEADLINE_S),
+                            lambda: client.embed(
+                                dataset_id="world", model_id=MODEL, splits=["val"], embedding_id=f"load-e{i}-{n}", timeout=DEADLINE_S
+                            ),
                         )
                     elif i < args.embed_clients + args.fit_clients:
-                        tally.timed("FitFailureDirections", lambda: client.fit_failure_directions(report_id=f"load-d{i}-{n}", timeout=DEADLINE_S, **fit))
+                        tally.timed(
+                            "FitFailureDirections", lambda: client.fit_failure_directions(report_id=f"load-d{i}-{n}", timeout=DEADLINE_S, **fit)
+                        )
                     else:
                         name, call = reads[(i + n) % len(reads)]
                         tally.timed(name, lambda: call(client))
