@@ -5,6 +5,7 @@ runs and stages after a pipeline run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from failurelens.v1 import common_pb2
 from tests._fixtures.shapes import MEAN, STD, export_onnx, train_tiny_classifier, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("FAILURELENS_TEST_ARTIFACTS", ROOT / ".state" / "test-artifacts"))
 DEPLOY = ROOT / "deploy"
 
 
@@ -135,6 +137,25 @@ def test_a_real_prometheus_scrapes_the_stack_and_sees_a_pipeline_run(tmp_path):
         exprs = [t["expr"] for panel in board["panels"] for t in panel.get("targets", [])]
         answered = [e for e in exprs if _query(port, e)]
         assert len(exprs) >= 15 and len(answered) >= len(exprs) - 4, sorted(set(exprs) - set(answered))
+        # what Prometheus showed after the run, kept as a test artifact
+        shown = {
+            f"{r['metric'].get('__name__', e)}{{{','.join(f'{k}={v}' for k, v in sorted(r['metric'].items()) if k not in ('__name__', 'job'))}}}": r[
+                "value"
+            ][1]
+            for e in (
+                "failurelens_pipeline_runs_finished_total",
+                "failurelens_pipeline_stage_seconds_count",
+                "failurelens_jobs_finished_total",
+                "failurelens_images_total",
+                "failurelens_triton_request_seconds_count",
+                "failurelens_artifact_bytes_written_total > 0",
+                "failurelens_discovery_classes_fitted_total",
+                "nv_inference_request_success",
+            )
+            for r in _query(port, e)
+        }
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "prometheus-after-pipeline-run.json").write_text(json.dumps(shown, indent=1, sort_keys=True))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=10) as r:
             rules = json.loads(r.read())["data"]["groups"][0]["rules"]
         assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules

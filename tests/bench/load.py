@@ -12,7 +12,8 @@ directions on three classes (a new report id each time), the rest cycle through 
 Each call has a deadline; a call that fails for any reason counts as an error.
 
 Prints requests/s and p50/p99 latency per RPC, the error count, and the resident memory of every
-service process at the start and the end of the timed run (after a warm-up round). The last line
+service process at the start and the end of the timed run (after a warm-up round), with the total
+sampled every 10 s. The last line
 is exactly ``load_errors: X``.
 """
 
@@ -155,7 +156,10 @@ def main() -> int:
             t.start()
         go.wait()
         start = time.perf_counter()
-        time.sleep(args.seconds)
+        samples = []  # total resident memory of the services every 10 s of the run
+        while (elapsed := time.perf_counter() - start) < args.seconds:
+            time.sleep(min(10.0, args.seconds - elapsed))
+            samples.append((time.perf_counter() - start, sum(rss_mb(sp.proc.pid) for sp in stack.procs.values())))
         stop.set()
         for t in threads:
             t.join(DEADLINE_S + 30)
@@ -179,6 +183,7 @@ def main() -> int:
     print("\nresident memory of the services (MB, process and children): start -> end")
     for name in rss_start:
         print(f"  {name:16s} {rss_start[name]:8.0f} -> {rss_end[name]:8.0f}  ({rss_end[name] - rss_start[name]:+.0f})")
+    print("total over the run (MB): " + ", ".join(f"{t:.0f} s {mb:.0f}" for t, mb in samples))
     print(f"rss_total_mb: {sum(rss_start.values()):.0f} -> {sum(rss_end.values()):.0f}")
     print(f"load_errors: {errors}")
     return 0
