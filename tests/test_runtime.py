@@ -199,7 +199,15 @@ def test_metrics_endpoint_counts_rpcs_by_code(fake):
     with pytest.raises(grpc.RpcError):
         stub.GetRun(pipeline_pb2.GetRunRequest(run_id="missing"))
     ch.close()
-    text = urllib.request.urlopen(f"http://127.0.0.1:{fake.server.metrics_port}/metrics", timeout=5).read().decode()
+    # The status reaches the client as the handler aborts; the interceptor counts it just after, so
+    # read until the second call is counted (or five seconds pass).
+    url = f"http://127.0.0.1:{fake.server.metrics_port}/metrics"
+    deadline = time.monotonic() + 5
+    while True:
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        if 'grpc_code="NOT_FOUND",grpc_method="GetRun"' in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="GetRun",grpc_service="failurelens.v1.Pipeline",grpc_type="unary"} 1.0' in text
     assert (
         'grpc_server_handled_total{grpc_code="NOT_FOUND",grpc_method="GetRun",grpc_service="failurelens.v1.Pipeline",grpc_type="unary"} 1.0' in text

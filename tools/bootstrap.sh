@@ -16,12 +16,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 # Debian packages the tests start: the system's headless Chromium (the report's browser test), a
 # real Prometheus server with promtool (the monitoring test), Node.js and npm (the Node.js client).
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1 \
-  || ! command -v promtool >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+# Only what is missing is asked for: a machine may already carry Node.js and npm from elsewhere
+# (NodeSource's nodejs ships npm and conflicts with Debian's npm package).
+pkgs=()
+command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
+{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || pkgs+=(prometheus)
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+if [ ${#pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus nodejs npm >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
   else
-    echo "bootstrap: install Debian's chromium, chromium-driver, prometheus, nodejs and npm for the browser, monitoring and Node.js tests" >&2
+    echo "bootstrap: install Debian's ${pkgs[*]} for the browser, monitoring and Node.js tests" >&2
   fi
 fi
 # The Node.js client's pinned packages (package-lock.json), when they changed.
