@@ -282,6 +282,7 @@ class Stack:
                     return
                 fresh = self._spawn(name, port, sp.metrics_port)  # the same ports: clients keep their addresses
                 self.procs[name] = fresh
+                self.write_record("ready")  # the new pid and the restart, before it is even healthy
             with contextlib.suppress(StackError):
                 self._wait_healthy({name: fresh}, 60)
             changed = True

@@ -195,7 +195,16 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
                 if result.skipped:
                     skipped[stage] = result.message
                 if stage == "report":
-                    run.report.uri, run.summary.uri = outputs[stage]["html_uri"], outputs[stage]["summary_uri"]
+                    out = outputs[stage]
+                    for ref, name, media_type in ((run.report, "html", "text/html"), (run.summary, "summary", "application/json")):
+                        ref.CopyFrom(
+                            common_pb2.ArtifactRef(
+                                uri=out[f"{name}_uri"],
+                                media_type=media_type,
+                                size_bytes=out.get(f"{name}_size", 0),
+                                sha256=out.get(f"{name}_sha256", ""),
+                            )
+                        )
                 self._progress(live, stage, stage, 1, 1, result.message, milestone=True)
                 self._update(live)
             run.state = common_pb2.JOB_STATE_SUCCEEDED

@@ -43,6 +43,7 @@ from failurelens.stack import Stack, alive, check_health, read_record, triton_he
 from failurelens.store import open_store
 from failurelens.triton.launcher import ADMIN_KEY_HEADER, process_group_members
 from failurelens.v1 import common_pb2, embedding_pb2, jobs_pb2, registry_pb2
+from tests._fixtures.intact import assert_intact
 from tests._fixtures.proxy import TcpProxy
 from tests._fixtures.s3server import s3_server
 from tests._fixtures.shapes import MEAN, STD, export_onnx, train_tiny_classifier, write_dataset
@@ -117,20 +118,6 @@ def _code(fn, *a, **kw) -> grpc.StatusCode:
     return e.value.code
 
 
-def _refs(msg: message.Message) -> Iterator[common_pb2.ArtifactRef]:
-    """Every ArtifactRef in a record, at any depth."""
-    if isinstance(msg, common_pb2.ArtifactRef):
-        if msg.uri:
-            yield msg
-        return
-    for field, value in msg.ListFields():
-        if field.message_type is None:
-            continue
-        for item in value if field.is_repeated else [value]:
-            if isinstance(item, message.Message):
-                yield from _refs(item)
-
-
 def _uploads(store) -> list[str]:
     return [i.key for i in store.list("uploads/")]
 
@@ -188,14 +175,10 @@ def _race(calls: list) -> list[object]:
 def _check_record(w: W, kind: str, entity_id: str, record: message.Message) -> None:
     """The record refers only to artifacts that exist with their checksums, and no other
     version of the entity is left behind."""
-    catalog = cat.Catalog(w.store)
-    refs = list(_refs(record))
-    assert refs and all(r.sha256 for r in refs)
-    bad = [r.uri for r in refs if not catalog.verify(r)]
-    assert not bad, f"{kind} {entity_id}: artifacts missing or changed: {bad[:3]}"
+    assert_intact(w.store, record)
     folder = f"{cat.KINDS[kind].folder}/{entity_id}/"
     versions = {i.key[len(folder) :].rstrip("/") for i in w.store.list(folder, recursive=False) if i.is_dir}
-    assert versions == catalog.versions_in(kind, entity_id, w.store.get_bytes(folder + cat.KINDS[kind].record_name))
+    assert versions == cat.Catalog(w.store).versions_in(kind, entity_id, w.store.get_bytes(folder + cat.KINDS[kind].record_name))
 
 
 # ------------------------------------------------------------------------ 2. concurrent writers
@@ -428,6 +411,7 @@ def test_a_killed_triton_is_restarted_and_nothing_is_left_behind(local: W):
     assert status.returncode == 0 and "READY" in status.stdout and "restarted 1x" in status.stdout, status.stdout
     res = w.client.embed(dataset_id="shapes", model_id="tiny", splits=["train"], embedding_id="killed", overwrite=True)
     assert res.num_rows == 160
+    _check_record(w, "embedding set", "killed", res)
     assert not alive(old_pid) and not Path(f"/proc/{old_pid}").exists(), "the killed server is a zombie"
     assert process_group_members(old_pid, include_zombies=True) == [], "orphaned backend stubs"
     assert not [r for r in regions if (Path("/dev/shm") / r).exists()], "leaked shared memory"
@@ -438,11 +422,20 @@ def test_a_crashed_service_is_restarted_on_its_address(local: W):
     sp = w.stack.procs["embedding"]
     address, pid = sp.address, sp.proc.pid
     os.killpg(pid, signal.SIGKILL)
-    _wait(lambda: w.stack.procs["embedding"].proc.pid != pid and _healthy(address), 90, "the service was not restarted")
+    _wait(
+        lambda: (
+            w.stack.procs["embedding"].proc.pid != pid
+            and _healthy(address)
+            and read_record(w.stack.state_dir)["services"]["embedding"]["pid"] == w.stack.procs["embedding"].proc.pid
+        ),
+        90,
+        "the service was not restarted, or its record not rewritten",
+    )
     assert w.stack.procs["embedding"].address == address
     assert all(check_health(a) == 1 for a in w.stack.addresses().values())  # the rest of the stack stayed up
     res = w.client.embed(dataset_id="shapes", model_id="tiny", splits=["val"], embedding_id="after-crash", overwrite=True)
     assert res.num_rows == 48
+    _check_record(w, "embedding set", "after-crash", res)
     assert read_record(w.stack.state_dir)["services"]["embedding"]["restarts"] == 1
 
 
@@ -607,3 +600,6 @@ def test_a_client_that_disconnects_mid_stream_cancels_its_job_and_nothing_is_com
     _wait(lambda: jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), metadata=md).state == common_pb2.JOB_STATE_CANCELLED, 60, "job cancelled")
     time.sleep(1.0)
     assert not w.store.exists("embeddings/gone/embedding.json") and not list(w.store.list("embeddings/gone/"))
+    done = w.client.embed(dataset_id="shapes", model_id="tiny", splits=["train"], batch_size=16, embedding_id="gone", overwrite=True)
+    assert done.num_rows == 160
+    _check_record(w, "embedding set", "gone", done)

@@ -28,13 +28,14 @@ from failurelens.clients.main_job import register_world, register_world_models
 from failurelens.stack import Stack, check_health
 from failurelens.store import open_store
 from failurelens.transport import Tls
-from failurelens.v1 import common_pb2, pipeline_pb2
+from failurelens.v1 import common_pb2, embedding_pb2, pipeline_pb2
 from failurelens.workflow import pipeline as wf
 from failurelens.world.config import default_config
 from failurelens.world.generate import generate_world, load_world
 from failurelens.world.vocabulary import world_vocabulary
 from tests._fixtures.analysis import world_analysis
 from tests._fixtures.certs import make_pki
+from tests._fixtures.intact import assert_intact
 from tests._fixtures.shapes import _tiny_cnn, export_onnx
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
@@ -253,6 +254,14 @@ def test_a_run_resumes_after_the_pipeline_service_is_killed_mid_stage(w):
         assert _stage(done, s).reused, s
         assert json.loads(w.st.get_bytes(wf.stage_record_key(s, _stage(done, s).key))) == rec  # not recomputed
     assert not _stage(done, "evidence").reused and done.report.uri
+    # every artifact the finished run lists is readable and intact: its summary and report, and the
+    # embedding sets its reused embed stage points at
+    embed_outputs = finished["embed"]["outputs"]
+    embeddings = [
+        w.client.embedding.GetEmbedding(embedding_pb2.GetEmbeddingRequest(embedding_id=i), timeout=30)
+        for i in sorted({embed_outputs[role] for role in ("model", "features", "clip") if embed_outputs.get(role)})
+    ]
+    assert embeddings and assert_intact(w.st, done, *embeddings) >= 2 + len(embeddings)
 
 
 def _serving(w, address: str) -> bool:

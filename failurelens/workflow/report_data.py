@@ -8,11 +8,13 @@ run's ``summary.json``, what the CLI prints).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
 
 from failurelens.report import render_report
+from failurelens.store.base import encode_json
 from failurelens.v1 import common_pb2, embedding_pb2, registry_pb2, slice_discovery_pb2
 from failurelens.workflow.compare import compare_summaries
 
@@ -285,9 +287,15 @@ def write_report(ctx: Any, prefix: str) -> dict[str, Any]:
         doc["comparison"] = compare_summaries(store, base, summ, ctx.plan.baseline["run_id"], "this run")
         summ["comparison"] = doc["comparison"]
     html = render_report(doc, image)
-    summary_uri = store.uri(store.put_json(prefix + "summary.json", json_format_safe(summ)).key)
-    html_uri = store.uri(store.put_bytes(prefix + "report.html", html.encode(), "text/html").key)
-    return {"html_uri": html_uri, "summary_uri": summary_uri}
+    out: dict[str, Any] = {}
+    for name, key, data, media_type in (
+        ("summary", prefix + "summary.json", encode_json(json_format_safe(summ)), "application/json"),
+        ("html", prefix + "report.html", html.encode(), "text/html"),
+    ):
+        info = store.put_bytes(key, data, media_type)
+        # what the run record lists, with the checksum a reader verifies it by
+        out[f"{name}_uri"], out[f"{name}_size"], out[f"{name}_sha256"] = store.uri(info.key), len(data), hashlib.sha256(data).hexdigest()
+    return out
 
 
 def json_format_safe(x: Any) -> Any:
