@@ -32,6 +32,7 @@ from failurelens.store.base import ArtifactStore
 from failurelens.v1 import common_pb2, pipeline_pb2, pipeline_pb2_grpc
 from failurelens.workflow import pipeline as wf
 from failurelens.workflow.calls import ServiceCalls
+from failurelens.workflow.report_data import ref_from_json
 
 log = logging.getLogger(__name__)
 TERMINAL = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED)
@@ -195,16 +196,8 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServicer):
                 if result.skipped:
                     skipped[stage] = result.message
                 if stage == "report":
-                    out = outputs[stage]
-                    for ref, name, media_type in ((run.report, "html", "text/html"), (run.summary, "summary", "application/json")):
-                        ref.CopyFrom(
-                            common_pb2.ArtifactRef(
-                                uri=out[f"{name}_uri"],
-                                media_type=media_type,
-                                size_bytes=out.get(f"{name}_size", 0),
-                                sha256=out.get(f"{name}_sha256", ""),
-                            )
-                        )
+                    run.report.CopyFrom(ref_from_json(outputs[stage]["html"]))
+                    run.summary.CopyFrom(ref_from_json(outputs[stage]["summary"]))
                 self._progress(live, stage, stage, 1, 1, result.message, milestone=True)
                 self._update(live)
             run.state = common_pb2.JOB_STATE_SUCCEEDED

@@ -554,8 +554,10 @@ def test_a_full_filesystem_store_answers_resource_exhausted_and_leaves_no_partia
 
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+    if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    assert mounted.returncode == 0, f"root could not mount a tmpfs: {mounted.stderr}"  # never a silent skip in CI
     try:
         store = open_store(str(mnt / "store"))
         store.put_bytes("filler/a.bin", b"x" * (1024 * 1024))

@@ -8,11 +8,12 @@ run's ``summary.json``, what the CLI prints).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
+from google.protobuf import json_format
 
+from failurelens.catalog import Catalog
 from failurelens.report import render_report
 from failurelens.store.base import encode_json
 from failurelens.v1 import common_pb2, embedding_pb2, registry_pb2, slice_discovery_pb2
@@ -287,15 +288,20 @@ def write_report(ctx: Any, prefix: str) -> dict[str, Any]:
         doc["comparison"] = compare_summaries(store, base, summ, ctx.plan.baseline["run_id"], "this run")
         summ["comparison"] = doc["comparison"]
     html = render_report(doc, image)
-    out: dict[str, Any] = {}
-    for name, key, data, media_type in (
-        ("summary", prefix + "summary.json", encode_json(json_format_safe(summ)), "application/json"),
-        ("html", prefix + "report.html", html.encode(), "text/html"),
-    ):
-        info = store.put_bytes(key, data, media_type)
-        # what the run record lists, with the checksum a reader verifies it by
-        out[f"{name}_uri"], out[f"{name}_size"], out[f"{name}_sha256"] = store.uri(info.key), len(data), hashlib.sha256(data).hexdigest()
-    return out
+    cat = Catalog(store)
+    # the run record lists these refs (size and SHA-256 included); the stage record keeps them as JSON
+    return {
+        "summary": ref_to_json(cat.put_bytes(prefix + "summary.json", encode_json(json_format_safe(summ)), "application/json")),
+        "html": ref_to_json(cat.put_bytes(prefix + "report.html", html.encode(), "text/html")),
+    }
+
+
+def ref_to_json(ref: common_pb2.ArtifactRef) -> dict[str, Any]:
+    return json_format.MessageToDict(ref, preserving_proto_field_name=True)
+
+
+def ref_from_json(doc: dict[str, Any]) -> common_pb2.ArtifactRef:
+    return json_format.ParseDict(doc, common_pb2.ArtifactRef())
 
 
 def json_format_safe(x: Any) -> Any:
