@@ -13,6 +13,7 @@ when client and server share a host (the bundled server started by launcher.py).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -28,6 +29,8 @@ from failurelens.errors import Error
 from failurelens.triton.launcher import ADMIN_KEY_HEADER
 
 __all__ = ["ADMIN_KEY_HEADER", "TritonClient", "TritonInferenceError"]
+
+_log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -133,14 +136,19 @@ class _ShmPool:
         with self._lock:
             regions, self._all, self._free = self._all, [], []
         for name, handle, _ in regions:
-            try:
-                self._client._grpc.unregister_system_shared_memory(name, headers=self._client.admin_headers, client_timeout=5)
-            except Exception:
-                pass
+            try:  # retried on UNAVAILABLE within the client's default deadline (a busy server can be slow)
+                self._client._call(
+                    lambda t, name=name: self._client._grpc.unregister_system_shared_memory(
+                        name, headers=self._client.admin_headers, client_timeout=t
+                    ),
+                    None,
+                )
+            except Exception as exc:  # the server may be gone; its registrations go with it
+                _log.warning("could not unregister shared-memory region %s from %s: %s", name, self._client.url, exc)
             try:
                 shm.destroy_shared_memory_region(handle)
-            except Exception:
-                pass
+            except Exception as exc:
+                _log.warning("could not destroy shared-memory region %s: %s", name, exc)
 
 
 class TritonClient:
