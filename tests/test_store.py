@@ -695,3 +695,43 @@ def test_writes_and_failed_writes_reach_the_monitoring_hooks(store: ArtifactStor
     with pytest.raises(StoreError):
         store.put_stream("hooks/short.bin", io.BytesIO(b"only 9 b"), 100)  # shorter than announced
     assert failed == [1]
+
+
+def test_s3_body_cut_off_mid_read_is_unavailable_naming_the_store() -> None:
+    """The server answers 200 for a 1 MiB object, sends 10 bytes and hangs up: reading the body
+    raises StoreUnavailableError (gRPC UNAVAILABLE), like a request that never reached it."""
+    import socket
+
+    from failurelens.store import StoreUnavailableError
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n" + b"x" * 10)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        store = S3Store(f"127.0.0.1:{port}", "key", "secret", "bucket", region="us-east-1", create_bucket=False)
+        for read in (lambda: store.get_bytes("a/b.bin"), lambda: store.open("a/b.bin").read(4096 * 64)):
+            with pytest.raises(StoreUnavailableError) as e:
+                read()
+            assert "unreachable" in str(e.value) and f"127.0.0.1:{port}" in str(e.value)
+    finally:
+        srv.close()
+        t.join(5)

@@ -6,7 +6,7 @@ import builtins
 import inspect
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any, BinaryIO, cast
 
 import certifi
@@ -217,7 +217,8 @@ class S3Store(ArtifactStore):
             response = self.client.get_object(self.bucket, key)
         except S3Error as exc:
             raise self._error(exc, key, reading=True) from exc
-        return io.BufferedReader(_ResponseReader(response), buffer_size=READ_BUFFER_SIZE)
+        unavailable = cast(_Reachable, self.client)._unavailable
+        return io.BufferedReader(_ResponseReader(response, unavailable), buffer_size=READ_BUFFER_SIZE)
 
     def stat(self, key: str) -> ObjectInfo:
         validate_key(key)
@@ -302,23 +303,32 @@ class _FillingReader:
 
 
 class _ResponseReader(io.RawIOBase):
-    """A raw stream over a ``get_object`` response; closing it releases the connection."""
+    """A raw stream over a ``get_object`` response; closing it releases the connection. The
+    server going away while the body is read (a read timeout, a cut connection) is raised as
+    ``unavailable(exc)``, like a failed request."""
 
-    def __init__(self, response: Any) -> None:
+    def __init__(self, response: Any, unavailable: Callable[[Exception], StoreUnavailableError]) -> None:
         self._response = response
+        self._unavailable = unavailable
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        data = self._response.read(len(view))
+        try:
+            data = self._response.read(len(view))
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._unavailable(exc) from exc
         n = len(data)
         view[:n] = data
         return n
 
     def readall(self) -> bytes:
-        return self._response.read()
+        try:
+            return cast(bytes, self._response.read())
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._unavailable(exc) from exc
 
     def close(self) -> None:
         if not self.closed:
