@@ -34,7 +34,7 @@ class TcpProxy:
         return self
 
     def stop(self) -> None:
-        """Refuse new connections and reset the open ones."""
+        """Refuse new connections and cut the open ones (their clients see the connection end at once)."""
         with self._lock:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, set()
@@ -43,8 +43,13 @@ class TcpProxy:
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         for c in conns:
+            # shutdown() first: close() alone does not wake a pipe thread blocked in recv() on the
+            # socket, which then stays open and leaves its client waiting for its read timeout
             with contextlib.suppress(OSError):
                 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 c.close()
 
     def _accept(self, listener: socket.socket) -> None:
