@@ -6,7 +6,7 @@ import builtins
 import inspect
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any, BinaryIO, cast
 
 import certifi
@@ -37,6 +37,12 @@ READ_BUFFER_SIZE = 1 * MiB
 _MISSING_KEY = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
 
 
+def _unavailable(store: S3Store, exc: Exception) -> StoreUnavailableError:
+    """The error for a connection failure (``exc``, from urllib3) while talking to ``store``."""
+    reason = getattr(exc, "reason", None) or exc
+    return StoreUnavailableError(f"artifact store {store!r} is unreachable ({type(reason).__name__}); try again once it is back")
+
+
 class _Reachable:
     """The SDK client with connection failures (the server down or unreachable, after the HTTP
     client's retries) raised as :class:`StoreUnavailableError` naming the store, also while a
@@ -46,15 +52,11 @@ class _Reachable:
         self._client = client
         self._store = store
 
-    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
-        reason = getattr(exc, "reason", None) or exc
-        return StoreUnavailableError(f"artifact store {self._store!r} is unreachable ({type(reason).__name__}); try again once it is back")
-
     def _iterate(self, items: Iterator[Any]) -> Iterator[Any]:
         try:
             yield from items
         except urllib3.exceptions.HTTPError as exc:
-            raise self._unavailable(exc) from exc
+            raise _unavailable(self._store, exc) from exc
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -65,7 +67,7 @@ class _Reachable:
             try:
                 result = attr(*args, **kwargs)
             except urllib3.exceptions.HTTPError as exc:
-                raise self._unavailable(exc) from exc
+                raise _unavailable(self._store, exc) from exc
             return self._iterate(result) if inspect.isgenerator(result) else result
 
         return call
@@ -217,8 +219,7 @@ class S3Store(ArtifactStore):
             response = self.client.get_object(self.bucket, key)
         except S3Error as exc:
             raise self._error(exc, key, reading=True) from exc
-        unavailable = cast(_Reachable, self.client)._unavailable
-        return io.BufferedReader(_ResponseReader(response, unavailable), buffer_size=READ_BUFFER_SIZE)
+        return io.BufferedReader(_ResponseReader(response, self), buffer_size=READ_BUFFER_SIZE)
 
     def stat(self, key: str) -> ObjectInfo:
         validate_key(key)
@@ -305,11 +306,11 @@ class _FillingReader:
 class _ResponseReader(io.RawIOBase):
     """A raw stream over a ``get_object`` response; closing it releases the connection. The
     server going away while the body is read (a read timeout, a cut connection) is raised as
-    ``unavailable(exc)``, like a failed request."""
+    :class:`StoreUnavailableError` naming the store, like a failed request."""
 
-    def __init__(self, response: Any, unavailable: Callable[[Exception], StoreUnavailableError]) -> None:
+    def __init__(self, response: Any, store: S3Store) -> None:
         self._response = response
-        self._unavailable = unavailable
+        self._store = store
 
     def readable(self) -> bool:
         return True
@@ -319,7 +320,7 @@ class _ResponseReader(io.RawIOBase):
         try:
             data = self._response.read(len(view))
         except urllib3.exceptions.HTTPError as exc:
-            raise self._unavailable(exc) from exc
+            raise _unavailable(self._store, exc) from exc
         n = len(data)
         view[:n] = data
         return n
@@ -328,7 +329,7 @@ class _ResponseReader(io.RawIOBase):
         try:
             return cast(bytes, self._response.read())
         except urllib3.exceptions.HTTPError as exc:
-            raise self._unavailable(exc) from exc
+            raise _unavailable(self._store, exc) from exc
 
     def close(self) -> None:
         if not self.closed:

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from failurelens.generation.world import WorldGenerator  # noqa: E402
-from failurelens.models.training import to_unit, train_classifier  # noqa: E402
+from failurelens.models.training import predict, train_classifier  # noqa: E402
 from failurelens.models.world_models import (  # noqa: E402
     PRETRAIN_SPLIT,
     REPAIRABLE,
@@ -69,14 +69,7 @@ TOP_K = 3
 
 
 def features(wrapped: Any, x: np.ndarray) -> np.ndarray:
-    import torch
-
-    wrapped.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), 500):
-            out.append(wrapped(to_unit(x[i : i + 500]))[1].numpy())
-    return np.concatenate(out).astype(np.float64)
+    return predict(wrapped, x, batch=500, head=lambda m, z: m(z)[1]).astype(np.float64)
 
 
 def phrase(bg: str) -> str:
